@@ -1,0 +1,334 @@
+//! The command line, parsed once into these types (clap derive). Help text is written for an
+//! Entra admin, not for a developer.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::model::MfaState;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mfa-bulk",
+    version,
+    about = "Turn on per-user MFA for many Microsoft Entra users at once, from a spreadsheet",
+    long_about = "Turn on per-user MFA for many Microsoft Entra users at once, from the spreadsheets \
+you already have (CSV, XLSX, XLS, ODS, Excel \"Unicode Text\").\n\n\
+Users who registered for MFA through Conditional Access still show \"Disabled\" on the legacy \
+per-user MFA page and never get the \"Additional security verification\" page \
+(https://aka.ms/mfasetup). mfa-bulk sets their per-user MFA state through Microsoft Graph.\n\n\
+Typical use: `validate` the file, `dry-run` it, `apply` it, attach the result CSV to the ticket.\n\
+Try it with no tenant: `mfa-bulk apply samples/new-starters.xlsx --sim --yes`.",
+    after_help = "Exit codes: 0 everything as asked, 1 some rows need attention, 2 usage or input \
+error (nothing sent to Graph), 3 sign-in or permission error, 130 interrupted."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read and check a file offline: list the users found (with spreadsheet row numbers)
+    /// and the problems. No network.
+    Validate(ValidateArgs),
+    /// Resolve every user and read their current MFA state; change nothing. Writes the
+    /// result file with the action each row would take.
+    DryRun(RunArgs),
+    /// Set the MFA state for every user who needs it, read it back, write the result file.
+    Apply(ApplyArgs),
+    /// Put every user changed in an earlier result file back to their recorded "before" state.
+    Revert(RevertArgs),
+    /// Sign in and report tenant, app, cloud and the permissions found and missing. Changes
+    /// nothing.
+    Check(CheckArgs),
+    /// Run the built-in Microsoft Graph simulator (for demos and tests; no tenant needed).
+    Sim(SimArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// The state to set. `enabled` means "at least enabled": users already `enforced` are left alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TargetState {
+    Enabled,
+    Enforced,
+    Disabled,
+}
+
+impl From<TargetState> for MfaState {
+    fn from(t: TargetState) -> MfaState {
+        match t {
+            TargetState::Enabled => MfaState::Enabled,
+            TargetState::Enforced => MfaState::Enforced,
+            TargetState::Disabled => MfaState::Disabled,
+        }
+    }
+}
+
+/// How to read the input file.
+#[derive(Clone, Debug, Args)]
+pub struct InputArgs {
+    /// The user list: CSV, TSV, TXT, XLSX, XLSM, XLS or ODS (detected by content).
+    pub file: PathBuf,
+
+    /// Worksheet to read (default: the first sheet with a user column).
+    #[arg(long, value_name = "NAME")]
+    pub sheet: Option<String>,
+
+    /// Column holding the users, by header name or letter (A, B, ...). Default: found by
+    /// header (UPN, UserPrincipalName, User name, Email, Work email, ...).
+    #[arg(long, value_name = "NAME|LETTER")]
+    pub column: Option<String>,
+
+    /// Text encoding of a CSV/TXT file (utf-8, utf-16le, utf-16be, windows-1252, ...).
+    /// Default: detected (BOM, then UTF-8, else Windows-1252).
+    #[arg(long, value_name = "ENCODING")]
+    pub encoding: Option<String>,
+
+    /// Field delimiter of a CSV/TXT file: ',', ';', 'tab' or '|'. Default: sniffed.
+    #[arg(long, value_name = "CHAR")]
+    pub delimiter: Option<String>,
+
+    /// A list of users never to touch (break-glass accounts), read like the input file.
+    #[arg(long, value_name = "FILE")]
+    pub exclude: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    /// Print the summary as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where Graph is and how to sign in.
+#[derive(Clone, Debug, Args)]
+pub struct GraphArgs {
+    /// Use the built-in Graph simulator (seeded with the sample tenant) instead of a real
+    /// tenant. Nothing leaves this machine.
+    #[arg(long)]
+    pub sim: bool,
+
+    /// Seed file for `--sim` (JSON tenant, see samples/tenant.json). Default: the sample tenant.
+    #[arg(long, value_name = "FILE", requires = "sim")]
+    pub sim_tenant: Option<PathBuf>,
+
+    /// Directory (tenant) id or domain.
+    #[arg(long, env = "AZURE_TENANT_ID", value_name = "ID")]
+    pub tenant: Option<String>,
+
+    /// Application (client) id of the app registration.
+    #[arg(long, env = "AZURE_CLIENT_ID", value_name = "ID")]
+    pub client_id: Option<String>,
+
+    /// File holding the client secret. (Or set AZURE_CLIENT_SECRET; never on the command line.)
+    #[arg(long, value_name = "FILE")]
+    pub client_secret_file: Option<PathBuf>,
+
+    /// Certificate for the app: PEM (certificate and private key) or PFX/PKCS#12.
+    #[arg(long, env = "AZURE_CLIENT_CERTIFICATE_PATH", value_name = "FILE")]
+    pub certificate: Option<PathBuf>,
+
+    /// File holding the PFX password (or set AZURE_CLIENT_CERTIFICATE_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    pub certificate_password_file: Option<PathBuf>,
+
+    /// Sign in as an admin at this terminal with a device code (delegated; needs the
+    /// Authentication Policy Administrator role).
+    #[arg(long)]
+    pub device_code: bool,
+
+    /// National cloud.
+    #[arg(long, value_enum, default_value_t = Cloud::Global, env = "MFA_BULK_CLOUD")]
+    pub cloud: Cloud,
+
+    /// Graph base URL (overrides --cloud; http only for loopback).
+    #[arg(long, env = "MFA_BULK_GRAPH_URL", value_name = "URL")]
+    pub graph_url: Option<String>,
+
+    /// Sign-in base URL (overrides --cloud; http only for loopback).
+    #[arg(long, env = "MFA_BULK_LOGIN_URL", value_name = "URL")]
+    pub login_url: Option<String>,
+
+    /// Resource units per 10 seconds to pace at (default: from the tenant size).
+    #[arg(long, value_name = "RU_PER_10S")]
+    pub rate: Option<u32>,
+
+    /// Writes per second to pace at (default: just under Graph's 3,000 per 2.5 minutes).
+    #[arg(long, value_name = "PER_SEC")]
+    pub write_rate: Option<f64>,
+
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub concurrency: usize,
+
+    /// Seconds before one HTTP request is given up.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub timeout: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Cloud {
+    Global,
+    Usgov,
+    UsgovDod,
+    China,
+}
+
+/// Shared by `dry-run` and `apply`.
+#[derive(Clone, Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    #[command(flatten)]
+    pub graph: GraphArgs,
+
+    /// Target per-user MFA state. `enabled` leaves `enforced` users alone; only
+    /// `disabled` turns MFA off. A row's own "MFA Status" column overrides this.
+    #[arg(long, value_enum, default_value_t = TargetState::Enabled)]
+    pub state: TargetState,
+
+    /// Result file (.csv, or .xlsx). Default: <input>-<command>-<time>.csv beside the input.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Overwrite the result file if it exists.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Also read whether each user has registered an MFA method (needs AuditLog.Read.All and
+    /// Entra ID P1/P2, or UserAuthenticationMethod.Read.All).
+    #[arg(long)]
+    pub registration: bool,
+
+    /// Print the summary as JSON (for automation).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+
+    /// Refuse to run if the plan would change more than N users.
+    #[arg(long, value_name = "N")]
+    pub max_changes: Option<u64>,
+
+    /// Apply exactly the rows approved in an earlier dry-run result file; users whose
+    /// state changed since are reported as drifted and left alone.
+    #[arg(long, value_name = "DRYRUN.csv")]
+    pub plan: Option<PathBuf>,
+
+    /// Continue an interrupted apply from its journal (rerunning the same command does too).
+    #[arg(long)]
+    pub resume: bool,
+
+    /// Write the addresses of changed users who have no MFA method yet (they must visit
+    /// https://aka.ms/mfasetup) to this file, one per line.
+    #[arg(long, value_name = "FILE")]
+    pub notify_list: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct RevertArgs {
+    /// A result file from an earlier `apply`.
+    pub result: PathBuf,
+
+    #[command(flatten)]
+    pub graph: GraphArgs,
+
+    /// Result file of the revert. Default: <result>-revert-<time>.csv beside it.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Overwrite the result file if it exists.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+
+    /// Print the summary as JSON (for automation).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub graph: GraphArgs,
+
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of the built-in simulator. Defaults are Graph's documented limits.
+#[derive(Clone, Debug, Args)]
+pub struct SimArgs {
+    /// Address to listen on (loopback only). Port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:8400", value_name = "ADDR")]
+    pub listen: String,
+
+    /// Seed tenant (JSON). Default: the sample tenant that matches samples/.
+    #[arg(long, value_name = "FILE", conflicts_with = "users")]
+    pub tenant: Option<PathBuf>,
+
+    /// Generate a tenant of N users instead of loading one.
+    #[arg(long, value_name = "N")]
+    pub users: Option<usize>,
+
+    /// Seed for the generated tenant and for injected faults.
+    #[arg(long, default_value_t = 1, value_name = "S")]
+    pub seed: u64,
+
+    /// Speed up time by this factor (throttle windows, Retry-After, token lifetime).
+    #[arg(long, default_value_t = 1.0, value_name = "X")]
+    pub time_scale: f64,
+
+    /// Resource units per 10 s (default: by tenant size, as Graph documents).
+    #[arg(long, value_name = "RU")]
+    pub ru_budget: Option<u32>,
+
+    /// Writes allowed per 2.5 minutes per app.
+    #[arg(long, default_value_t = 3000, value_name = "N")]
+    pub write_limit: u32,
+
+    /// Token lifetime in seconds.
+    #[arg(long, default_value_t = 3599, value_name = "SECONDS")]
+    pub token_lifetime: u64,
+
+    /// Fraction of requests answered with 500/503/504 (0.0–1.0).
+    #[arg(long, default_value_t = 0.0, value_name = "RATE")]
+    pub error_rate: f64,
+
+    /// Fraction of requests whose connection is dropped without an answer.
+    #[arg(long, default_value_t = 0.0, value_name = "RATE")]
+    pub drop_rate: f64,
+
+    /// Fraction of writes that are applied but whose answer is lost.
+    #[arg(long, default_value_t = 0.0, value_name = "RATE")]
+    pub lost_write_rate: f64,
+
+    /// Added latency per request, in milliseconds: MIN or MIN-MAX.
+    #[arg(long, default_value = "0", value_name = "MS")]
+    pub latency: String,
+
+    /// Answer the registration report with 403 as a tenant without Entra ID P1/P2 does.
+    #[arg(long)]
+    pub non_premium: bool,
+}

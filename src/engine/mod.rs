@@ -1,0 +1,1 @@
+//! The plan/apply engine: resolved users → current state → plan → changes → states read back.

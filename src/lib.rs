@@ -1,0 +1,19 @@
+//! mfa-bulk: turn on per-user MFA for many Microsoft Entra users at once, from a spreadsheet.
+//!
+//! Data flows one way: [`input`] (file → rows) → [`resolve`] (rows → users) → [`engine`]
+//! (plan, apply, read back) → [`report`] (result file). [`graph`] is the only module that
+//! talks HTTP to Graph; [`sim`] is the built-in Graph simulator.
+
+pub mod cli;
+pub mod engine;
+pub mod exit;
+pub mod graph;
+pub mod input;
+pub mod model;
+pub mod report;
+pub mod resolve;
+pub mod run;
+pub mod sim;
+
+pub use exit::ExitCode;
+pub use run::run;
