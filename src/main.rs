@@ -6,7 +6,7 @@ fn main() {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
-            mfa_bulk::ExitCode::UsageOrInput
+            mfa_bulk::run::exit_code_for(&err)
         }
     };
     std::process::exit(code.code());

@@ -1,1 +1,236 @@
-//! Resolving spreadsheet values to directory users: per-row lookups or one bulk listing, whichever costs fewer requests.
+//! Resolving spreadsheet values to directory users: one lookup per value, or one bulk listing
+//! of the tenant matched locally, whichever spends fewer requests.
+//!
+//! Matching rules are the same either way: a UPN or object id matches directly; an address
+//! that is not a UPN matches by `mail`, `otherMails` and `proxyAddresses`. More than one distinct
+//! user is ambiguous: reported, never guessed.
+
+use std::collections::HashMap;
+
+use crate::graph::{CallError, Graph, GraphError, Lookup};
+use crate::model::{User, UserRef};
+
+/// Below this many values, per-value lookups are always cheap enough: no need to count users.
+const MIN_VALUES_FOR_LISTING: usize = 50;
+/// Users per page when listing (Graph's maximum `$top`).
+const PAGE_SIZE: u64 = 999;
+
+/// What a value resolved to.
+#[derive(Clone, Debug)]
+pub enum Resolved {
+    User(User),
+    NotFound,
+    Ambiguous(Vec<User>),
+    Failed(CallError),
+}
+
+/// How the users were found, for the summary and the benchmark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Strategy {
+    /// One lookup per value (batched).
+    Lookup,
+    /// The whole tenant listed in pages of 999 and matched locally.
+    Listing,
+}
+
+/// Whether listing the tenant costs fewer requests than looking each value up.
+///
+/// A page of 999 users costs about one request (2 RU, 1 with `$select`); a lookup costs one
+/// request per value. So list when the tenant fits in fewer pages than there are values.
+pub fn listing_is_cheaper(values: usize, tenant_users: u64) -> bool {
+    let pages = tenant_users.div_ceil(PAGE_SIZE).max(1);
+    values >= MIN_VALUES_FOR_LISTING && pages < values as u64
+}
+
+/// Resolves every value, in order. `progress(done)` is called as values are resolved.
+pub async fn resolve_all(
+    graph: &Graph,
+    refs: &[UserRef],
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<(Vec<Resolved>, Strategy), GraphError> {
+    let mut strategy = Strategy::Lookup;
+    if refs.len() >= MIN_VALUES_FOR_LISTING {
+        // Counting costs one request; a failure just means we look values up one by one.
+        if let Ok(count) = graph.count_users().await {
+            if listing_is_cheaper(refs.len(), count) {
+                strategy = Strategy::Listing;
+            }
+        }
+    }
+    match strategy {
+        Strategy::Listing => {
+            let users = graph.list_users(&mut |_| {}).await?;
+            let index = UserIndex::new(users);
+            let out: Vec<Resolved> = refs.iter().map(|r| index.find(r)).collect();
+            progress(out.len() as u64);
+            Ok((out, strategy))
+        }
+        Strategy::Lookup => {
+            let mut out: Vec<Option<Resolved>> = vec![None; refs.len()];
+            let mut done = 0u64;
+            graph
+                .resolve(refs, |i, res| {
+                    out[i] = Some(match res {
+                        Ok(Lookup::Found(u)) => Resolved::User(u),
+                        Ok(Lookup::NotFound) => Resolved::NotFound,
+                        Ok(Lookup::Ambiguous(us)) => Resolved::Ambiguous(us),
+                        Err(e) => Resolved::Failed(e),
+                    });
+                    done += 1;
+                    progress(done);
+                })
+                .await;
+            Ok((
+                out.into_iter()
+                    .map(|r| r.unwrap_or_else(|| Resolved::Failed(not_answered())))
+                    .collect(),
+                strategy,
+            ))
+        }
+    }
+}
+
+fn not_answered() -> CallError {
+    CallError {
+        kind: crate::graph::ErrorKind::Cancelled,
+        status: None,
+        code: "notSent".into(),
+        message: "not looked up: the run was stopped".into(),
+        request_id: None,
+    }
+}
+
+/// Every address a user can be known by, lower case (UPN, id, mail, otherMails, proxy
+/// addresses without their `smtp:` prefix).
+pub fn addresses(user: &User) -> impl Iterator<Item = String> + '_ {
+    let upn = std::iter::once(user.user_principal_name.to_lowercase());
+    let id = std::iter::once(user.id.to_lowercase());
+    let mail = user.mail.iter().map(|m| m.to_lowercase());
+    let other = user.other_mails.iter().map(|m| m.to_lowercase());
+    let proxy = user.proxy_addresses.iter().filter_map(|p| proxy_address(p));
+    upn.chain(id).chain(mail).chain(other).chain(proxy)
+}
+
+/// `SMTP:a@b` / `smtp:a@b` → `a@b`; other proxy kinds (`SIP:`, `X500:`) are not mail.
+fn proxy_address(p: &str) -> Option<String> {
+    let (kind, addr) = p.split_once(':')?;
+    kind.eq_ignore_ascii_case("smtp").then(|| addr.to_lowercase())
+}
+
+/// A listed tenant, indexed for matching spreadsheet values.
+pub struct UserIndex {
+    users: Vec<User>,
+    direct: HashMap<String, usize>,
+    by_mail: HashMap<String, Vec<usize>>,
+}
+
+impl UserIndex {
+    pub fn new(users: Vec<User>) -> UserIndex {
+        let mut direct = HashMap::with_capacity(users.len() * 2);
+        let mut by_mail: HashMap<String, Vec<usize>> = HashMap::with_capacity(users.len());
+        for (i, u) in users.iter().enumerate() {
+            direct.insert(u.user_principal_name.to_lowercase(), i);
+            direct.insert(u.id.to_lowercase(), i);
+            let mails = u
+                .mail
+                .iter()
+                .map(|m| m.to_lowercase())
+                .chain(u.other_mails.iter().map(|m| m.to_lowercase()))
+                .chain(u.proxy_addresses.iter().filter_map(|p| proxy_address(p)));
+            for m in mails {
+                let v = by_mail.entry(m).or_default();
+                if !v.contains(&i) {
+                    v.push(i);
+                }
+            }
+        }
+        UserIndex {
+            users,
+            direct,
+            by_mail,
+        }
+    }
+
+    /// Finds a value the way Graph lookups would: UPN or id first, then mail addresses.
+    pub fn find(&self, r: &UserRef) -> Resolved {
+        let key = r.key().to_lowercase();
+        if let Some(&i) = self.direct.get(&key) {
+            return Resolved::User(self.users[i].clone());
+        }
+        if let UserRef::ObjectId(_) = r {
+            return Resolved::NotFound;
+        }
+        match self.by_mail.get(&key).map(Vec::as_slice) {
+            None | Some([]) => Resolved::NotFound,
+            Some([i]) => Resolved::User(self.users[*i].clone()),
+            Some(many) => Resolved::Ambiguous(many.iter().map(|&i| self.users[i].clone()).collect()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: &str, upn: &str, mail: Option<&str>, proxies: &[&str]) -> User {
+        User {
+            id: id.into(),
+            user_principal_name: upn.into(),
+            mail: mail.map(Into::into),
+            proxy_addresses: proxies.iter().map(|p| p.to_string()).collect(),
+            ..User::default()
+        }
+    }
+
+    fn index() -> UserIndex {
+        UserIndex::new(vec![
+            user("id-1", "aokafor@northwind.example", Some("Amara.Okafor@northwind.example"), &[]),
+            user("id-2", "frontdesk1@northwind.example", None, &["SMTP:frontdesk1@northwind.example", "smtp:info@northwind.example"]),
+            user("id-3", "frontdesk2@northwind.example", None, &["SMTP:frontdesk2@northwind.example", "smtp:info@northwind.example"]),
+            user("id-4", "sam.lee_fabrikam.example#EXT#@northwind.onmicrosoft.com", Some("sam.lee@fabrikam.example"), &["SIP:sam.lee@fabrikam.example"]),
+        ])
+    }
+
+    fn addr(s: &str) -> UserRef {
+        UserRef::Address(s.into())
+    }
+
+    #[test]
+    fn upn_matches_in_any_case() {
+        assert!(matches!(index().find(&addr("AOKAFOR@northwind.example")), Resolved::User(u) if u.id == "id-1"));
+    }
+
+    #[test]
+    fn mail_that_is_not_the_upn_matches_by_mail() {
+        assert!(matches!(index().find(&addr("amara.okafor@northwind.example")), Resolved::User(u) if u.id == "id-1"));
+        assert!(matches!(index().find(&addr("sam.lee@fabrikam.example")), Resolved::User(u) if u.id == "id-4"));
+    }
+
+    #[test]
+    fn shared_proxy_address_is_ambiguous_not_guessed() {
+        match index().find(&addr("info@northwind.example")) {
+            Resolved::Ambiguous(us) => assert_eq!(us.len(), 2),
+            other => panic!("expected ambiguous, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn object_id_matches_only_ids() {
+        assert!(matches!(index().find(&UserRef::ObjectId("id-3".into())), Resolved::User(u) if u.id == "id-3"));
+        assert!(matches!(index().find(&UserRef::ObjectId("id-9".into())), Resolved::NotFound));
+    }
+
+    #[test]
+    fn sip_proxy_is_not_a_mail_address() {
+        let idx = UserIndex::new(vec![user("x", "x@a.example", None, &["SIP:someone@a.example"])]);
+        assert!(matches!(idx.find(&addr("someone@a.example")), Resolved::NotFound));
+    }
+
+    #[test]
+    fn listing_only_when_fewer_pages_than_values() {
+        assert!(!listing_is_cheaper(10, 100));
+        assert!(listing_is_cheaper(1000, 5000));
+        assert!(!listing_is_cheaper(60, 100_000));
+        assert!(listing_is_cheaper(60, 10_000));
+    }
+}

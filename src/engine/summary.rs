@@ -1,0 +1,202 @@
+//! The end of a run: counts by outcome, the users who must visit https://aka.ms/mfasetup,
+//! the one-line summary (or JSON), the run record, and the exit code.
+
+use std::io::Write;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+
+use super::{Item, Mode};
+use crate::exit::ExitCode;
+use crate::graph::{Identity, Stats};
+use crate::input::SourceInfo;
+use crate::model::MfaState;
+use crate::report::{self, Outcome};
+use crate::resolve::Strategy;
+
+/// Every outcome, in the order the summary lists them.
+const ORDER: [Outcome; 10] = [
+    Outcome::WouldChange,
+    Outcome::Changed,
+    Outcome::NoChange,
+    Outcome::NotFound,
+    Outcome::Invalid,
+    Outcome::Duplicate,
+    Outcome::Excluded,
+    Outcome::Skipped,
+    Outcome::Drifted,
+    Outcome::Failed,
+];
+
+/// Outcomes that need the admin's attention (exit code 1).
+pub fn needs_attention(o: &Outcome) -> bool {
+    matches!(
+        o,
+        Outcome::NotFound | Outcome::Invalid | Outcome::Skipped | Outcome::Drifted | Outcome::Failed
+    )
+}
+
+/// What a run did, counted.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Summary {
+    pub command: &'static str,
+    pub rows: u64,
+    /// (outcome, rows), every outcome listed, in a fixed order.
+    pub counts: Vec<(String, u64)>,
+    /// Changed users with no MFA method registered yet: they must visit https://aka.ms/mfasetup.
+    pub need_mfasetup: Vec<String>,
+    /// Changed users whose registration is not known (run with --registration to tell).
+    pub registration_unknown: u64,
+    pub strategy: Strategy,
+    pub interrupted: bool,
+    pub graph: Stats,
+    #[serde(skip)]
+    attention: bool,
+}
+
+impl Summary {
+    pub(crate) fn new(mode: Mode, items: &[Item], strategy: Strategy, interrupted: bool, graph: Stats) -> Summary {
+        let counts = ORDER
+            .iter()
+            .map(|o| {
+                let n = items.iter().filter(|it| &it.result.outcome == o).count() as u64;
+                (o.as_str().to_string(), n)
+            })
+            .collect();
+        let changed = items
+            .iter()
+            .filter(|it| it.result.outcome == Outcome::Changed)
+            .filter(|it| it.result.state_after.as_ref().is_some_and(|s| *s != MfaState::Disabled));
+        let mut need_mfasetup = Vec::new();
+        let mut registration_unknown = 0;
+        for it in changed {
+            match it.result.mfa_registered {
+                Some(false) => {
+                    if let Some(u) = &it.user {
+                        need_mfasetup.push(u.mail.clone().unwrap_or_else(|| u.user_principal_name.clone()));
+                    }
+                }
+                Some(true) => {}
+                None => registration_unknown += 1,
+            }
+        }
+        Summary {
+            command: mode.command(),
+            rows: items.len() as u64,
+            counts,
+            need_mfasetup,
+            registration_unknown,
+            strategy,
+            interrupted,
+            graph,
+            attention: items.iter().any(|it| needs_attention(&it.result.outcome)),
+        }
+    }
+
+    pub fn exit_code(&self) -> ExitCode {
+        if self.interrupted {
+            ExitCode::Interrupted
+        } else if self.attention {
+            ExitCode::RowsNeedAttention
+        } else {
+            ExitCode::Success
+        }
+    }
+
+    fn count(&self, o: Outcome) -> u64 {
+        self.counts
+            .iter()
+            .find(|(k, _)| k == o.as_str())
+            .map(|(_, n)| *n)
+            .unwrap_or(0)
+    }
+
+    /// Prints the summary to stdout: text for a person, or JSON with `--json`.
+    pub fn print(
+        &self,
+        info: &SourceInfo,
+        identity: &Identity,
+        output: &Path,
+        record: &Path,
+        json: bool,
+    ) -> anyhow::Result<()> {
+        let mut out = std::io::stdout().lock();
+        if json {
+            let v = serde_json::json!({
+                "summary": self,
+                "tenant_id": identity.tenant_id,
+                "input": info.path,
+                "result_file": output,
+                "run_record": record,
+                "exit_code": self.exit_code().code(),
+            });
+            writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+            return Ok(());
+        }
+        let sheet = info
+            .sheet
+            .as_ref()
+            .map(|s| format!(", sheet \"{s}\""))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "{} of {}{sheet}, column \"{}\": {} rows, tenant {}",
+            self.command,
+            info.path.display(),
+            info.column,
+            self.rows,
+            identity.tenant_id
+        )?;
+        for (k, n) in &self.counts {
+            if *n > 0 {
+                writeln!(out, "  {k:<13} {n:>7}")?;
+            }
+        }
+        if !self.need_mfasetup.is_empty() {
+            writeln!(
+                out,
+                "{} changed users have no MFA method registered yet: they must visit \
+                 https://aka.ms/mfasetup (--notify-list FILE writes their addresses).",
+                self.need_mfasetup.len()
+            )?;
+        }
+        if self.registration_unknown > 0 && self.count(Outcome::Changed) > 0 {
+            writeln!(
+                out,
+                "{} changed users: registration not known (add --registration to find out who \
+                 still has to visit https://aka.ms/mfasetup).",
+                self.registration_unknown
+            )?;
+        }
+        writeln!(out, "Result: {}  (run record: {})", output.display(), record.display())?;
+        let line = match self.exit_code() {
+            ExitCode::Success => "Done: every row as asked.".to_string(),
+            ExitCode::Interrupted => {
+                "Interrupted: the result holds every row done so far; rerun the same command to \
+                 continue."
+                    .to_string()
+            }
+            _ => "Some rows need attention: see the outcome and error columns of the result file."
+                .to_string(),
+        };
+        writeln!(out, "{line}")?;
+        Ok(())
+    }
+
+    /// The run record written beside the result file.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_record(
+        &self,
+        command: &str,
+        identity: &Identity,
+        input: &Path,
+        input_sha256: &str,
+        options: serde_json::Value,
+        started: DateTime<Utc>,
+        output: &Path,
+        code: ExitCode,
+    ) -> report::RunRecord {
+        let _ = (command, identity, input, input_sha256, options, started, output, code);
+        todo!("build the run record once report::RunRecord lands")
+    }
+}
