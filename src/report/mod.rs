@@ -448,6 +448,23 @@ impl OrderedWriter {
     }
 }
 
+/// Writes `bytes` to `<path>.tmp`, syncs, and renames it over `path`.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    use std::io::Write;
+    let tmp = sibling(path, ".tmp");
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        ReportError::io(path, "write", e)
+    })
+}
+
 /// `"<input stem>-<command>-<YYYYMMDD-HHMMSS>.csv"`, relative (the current directory).
 pub fn default_output_path(input: &Path, command: &str, now: DateTime<Utc>) -> PathBuf {
     let stem = input

@@ -1,5 +1,6 @@
-//! Reading a result file back (for `apply --plan` and `revert`): CSV (with or without a BOM,
-//! comma or, after a trip through a European Excel, semicolon) or XLSX, told apart by content.
+//! Reading a result file back (for `apply --plan` and `revert`): CSV (UTF-8 with or without a
+//! BOM, or Windows-1252 as Excel saves "CSV (Comma delimited)"; comma or, after a trip through
+//! a European Excel, semicolon) or XLSX, told apart by content.
 //!
 //! Strict: the header must hold exactly the [`COLUMNS`] (any order, no extra or missing
 //! columns), and every row number, state, action and outcome must parse; anything else is an
@@ -39,10 +40,16 @@ struct Table {
 
 fn read_csv(path: &Path, bytes: &[u8]) -> Result<Table, ReportError> {
     let bytes = bytes.strip_prefix(super::csv::BOM).unwrap_or(bytes);
-    let text = std::str::from_utf8(bytes).map_err(|e| ReportError::Csv {
-        path: path.to_path_buf(),
-        message: format!("the file is not UTF-8 text ({e})"),
-    })?;
+    // Ours is UTF-8; a result opened in Excel and saved as "CSV (Comma delimited)" comes back
+    // in the Windows code page (1252 in Western Europe and the US).
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => std::borrow::Cow::Borrowed(t),
+        Err(_) => {
+            encoding_rs::WINDOWS_1252
+                .decode_without_bom_handling(bytes)
+                .0
+        }
+    };
     let first_line = text.lines().next().unwrap_or("");
     let delimiter = if !first_line.contains(',') && first_line.contains(';') {
         b';'

@@ -167,7 +167,7 @@ pub fn write_run_record(result_path: &Path, rec: &RunRecord) -> Result<PathBuf, 
         message: e.to_string(),
     })?;
     json.push(b'\n');
-    super::xlsx::write_atomically(&path, &json)?;
+    super::write_atomically(&path, &json)?;
     Ok(path)
 }
 

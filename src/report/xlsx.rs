@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use rust_xlsxwriter::{Format, Workbook, XlsxError};
 
 use super::escape::escape;
-use super::{create_file, sibling, ReportError, ResultRow, ResultWriter, COLUMNS};
+use super::{create_file, write_atomically, ReportError, ResultRow, ResultWriter, COLUMNS};
 
 /// The sheet's name.
 pub const SHEET: &str = "Results";
@@ -53,6 +53,7 @@ pub struct XlsxWriter {
     last_save: Instant,
     /// Time to wait after the last save before the next checkpoint.
     wait: Duration,
+    every: Duration,
     dirty: bool,
 }
 
@@ -66,10 +67,18 @@ impl XlsxWriter {
             rows: Vec::new(),
             last_save: Instant::now(),
             wait: CHECKPOINT_EVERY,
+            every: CHECKPOINT_EVERY,
             dirty: false,
         };
         w.save()?;
         Ok(w)
+    }
+
+    /// Sets the shortest time between checkpoint saves (default 5 s; `Duration::ZERO` saves
+    /// after every row, which is slow for big sheets).
+    pub fn set_checkpoint_every(&mut self, every: Duration) {
+        self.every = every;
+        self.wait = every;
     }
 
     fn save(&mut self) -> Result<(), ReportError> {
@@ -84,7 +93,11 @@ impl XlsxWriter {
         write_atomically(&self.path, &bytes)?;
         self.last_save = Instant::now();
         // Big sheets take a while to build: never spend more than ~10 % of the time saving.
-        self.wait = CHECKPOINT_EVERY.max(started.elapsed() * 10);
+        self.wait = if self.every.is_zero() {
+            Duration::ZERO
+        } else {
+            self.every.max(started.elapsed() * 10)
+        };
         self.dirty = false;
         Ok(())
     }
@@ -148,21 +161,4 @@ fn fit(mut s: String) -> String {
         s.push('…');
     }
     s
-}
-
-/// Writes `bytes` to `<path>.tmp`, syncs, and renames it over `path`.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    use std::io::Write;
-    let tmp = sibling(path, ".tmp");
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        ReportError::io(path, "write", e)
-    })
 }

@@ -280,3 +280,35 @@ fn missing_folder_is_a_clear_error() {
         "{msg}"
     );
 }
+
+#[test]
+fn xlsx_checkpoints_keep_rows_already_written() {
+    use mfa_bulk::report::xlsx::XlsxWriter;
+    use mfa_bulk::report::ResultWriter;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("result.xlsx");
+    let rows = sample_rows();
+    let mut w = XlsxWriter::create(&path, false).unwrap();
+    w.set_checkpoint_every(std::time::Duration::ZERO);
+    for (i, r) in rows.iter().enumerate() {
+        w.write_row(r).unwrap();
+        // As if the process died now: the file on disk is a complete workbook with every row.
+        assert_eq!(read_results(&path).unwrap(), rows[..=i]);
+    }
+    assert!(!dir.path().join("result.xlsx.tmp").exists());
+    Box::new(w).finish().unwrap();
+    assert_eq!(read_results(&path).unwrap(), rows);
+}
+
+#[test]
+fn odd_characters_survive_both_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rows = sample_rows();
+    rows[0].display_name = Some("_x0041_ literal, \u{1} ctrl, 😀 emoji, 日本語".into());
+    rows[1].error = Some(" leading and trailing spaces ".into());
+    for name in ["odd.csv", "odd.xlsx"] {
+        let path = dir.path().join(name);
+        write_all(&path, &rows);
+        assert_eq!(read_results(&path).unwrap(), rows, "{name}");
+    }
+}

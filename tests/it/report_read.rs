@@ -145,3 +145,15 @@ fn header_must_be_ours() {
         assert!(msg.contains(want) && msg.contains("plan.csv"), "{msg}");
     }
 }
+
+#[test]
+fn reads_a_csv_excel_saved_in_windows_1252() {
+    let mut bytes = format!("{HEADER}\r\n2,j@contoso.com,,,J").into_bytes();
+    bytes.extend_from_slice(b"\xfcrgen M\xfcller"); // "ürgen Müller" in Windows-1252
+    bytes.extend_from_slice(b",,,enabled,set-enabled,,would-change,,\r\n");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plan.csv");
+    std::fs::write(&path, bytes).unwrap();
+    let rows = read_results(&path).unwrap();
+    assert_eq!(rows[0].display_name.as_deref(), Some("Jürgen Müller"));
+}
