@@ -1,0 +1,61 @@
+//! The notify list: the addresses of users whose MFA was turned on, for the admin's mail
+//! announcing it. UTF-8 without a BOM (mail tools read it as is), one address per line, LF line
+//! endings; empty entries are skipped and repeats (any case) written once, in first-seen order.
+
+use std::io::Write;
+use std::path::Path;
+
+use super::{create_file, ReportError};
+
+/// Writes `addresses` to `path`; refuses to overwrite an existing file unless `force`.
+pub fn write_notify_list(
+    path: &Path,
+    addresses: &[String],
+    force: bool,
+) -> Result<(), ReportError> {
+    let mut seen = std::collections::HashSet::new();
+    let mut text = String::new();
+    for a in addresses {
+        let a = a.trim();
+        if a.is_empty() || a.contains(['\n', '\r']) || !seen.insert(a.to_lowercase()) {
+            continue;
+        }
+        text.push_str(a);
+        text.push('\n');
+    }
+    let mut f = create_file(path, force)?;
+    f.write_all(text.as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| ReportError::io(path, "write", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_address_a_line_once_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("notify.txt");
+        let list: Vec<String> = [
+            "a@contoso.com",
+            " ",
+            "B@contoso.com",
+            "A@Contoso.com",
+            "jürgen@contoso.de",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        write_notify_list(&p, &list, false).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "a@contoso.com\nB@contoso.com\njürgen@contoso.de\n"
+        );
+        let err = write_notify_list(&p, &list, false).unwrap_err();
+        assert!(matches!(err, ReportError::Exists { .. }), "{err}");
+        assert!(err.to_string().contains("--force"));
+        write_notify_list(&p, &list[..1], true).unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "a@contoso.com\n");
+    }
+}
