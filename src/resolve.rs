@@ -114,7 +114,8 @@ pub fn addresses(user: &User) -> impl Iterator<Item = String> + '_ {
 /// `SMTP:a@b` / `smtp:a@b` → `a@b`; other proxy kinds (`SIP:`, `X500:`) are not mail.
 fn proxy_address(p: &str) -> Option<String> {
     let (kind, addr) = p.split_once(':')?;
-    kind.eq_ignore_ascii_case("smtp").then(|| addr.to_lowercase())
+    kind.eq_ignore_ascii_case("smtp")
+        .then(|| addr.to_lowercase())
 }
 
 /// A listed tenant, indexed for matching spreadsheet values.
@@ -163,7 +164,9 @@ impl UserIndex {
         match self.by_mail.get(&key).map(Vec::as_slice) {
             None | Some([]) => Resolved::NotFound,
             Some([i]) => Resolved::User(self.users[*i].clone()),
-            Some(many) => Resolved::Ambiguous(many.iter().map(|&i| self.users[i].clone()).collect()),
+            Some(many) => {
+                Resolved::Ambiguous(many.iter().map(|&i| self.users[i].clone()).collect())
+            }
         }
     }
 }
@@ -184,10 +187,36 @@ mod tests {
 
     fn index() -> UserIndex {
         UserIndex::new(vec![
-            user("id-1", "aokafor@northwind.example", Some("Amara.Okafor@northwind.example"), &[]),
-            user("id-2", "frontdesk1@northwind.example", None, &["SMTP:frontdesk1@northwind.example", "smtp:info@northwind.example"]),
-            user("id-3", "frontdesk2@northwind.example", None, &["SMTP:frontdesk2@northwind.example", "smtp:info@northwind.example"]),
-            user("id-4", "sam.lee_fabrikam.example#EXT#@northwind.onmicrosoft.com", Some("sam.lee@fabrikam.example"), &["SIP:sam.lee@fabrikam.example"]),
+            user(
+                "id-1",
+                "aokafor@northwind.example",
+                Some("Amara.Okafor@northwind.example"),
+                &[],
+            ),
+            user(
+                "id-2",
+                "frontdesk1@northwind.example",
+                None,
+                &[
+                    "SMTP:frontdesk1@northwind.example",
+                    "smtp:info@northwind.example",
+                ],
+            ),
+            user(
+                "id-3",
+                "frontdesk2@northwind.example",
+                None,
+                &[
+                    "SMTP:frontdesk2@northwind.example",
+                    "smtp:info@northwind.example",
+                ],
+            ),
+            user(
+                "id-4",
+                "sam.lee_fabrikam.example#EXT#@northwind.onmicrosoft.com",
+                Some("sam.lee@fabrikam.example"),
+                &["SIP:sam.lee@fabrikam.example"],
+            ),
         ])
     }
 
@@ -197,13 +226,19 @@ mod tests {
 
     #[test]
     fn upn_matches_in_any_case() {
-        assert!(matches!(index().find(&addr("AOKAFOR@northwind.example")), Resolved::User(u) if u.id == "id-1"));
+        assert!(
+            matches!(index().find(&addr("AOKAFOR@northwind.example")), Resolved::User(u) if u.id == "id-1")
+        );
     }
 
     #[test]
     fn mail_that_is_not_the_upn_matches_by_mail() {
-        assert!(matches!(index().find(&addr("amara.okafor@northwind.example")), Resolved::User(u) if u.id == "id-1"));
-        assert!(matches!(index().find(&addr("sam.lee@fabrikam.example")), Resolved::User(u) if u.id == "id-4"));
+        assert!(
+            matches!(index().find(&addr("amara.okafor@northwind.example")), Resolved::User(u) if u.id == "id-1")
+        );
+        assert!(
+            matches!(index().find(&addr("sam.lee@fabrikam.example")), Resolved::User(u) if u.id == "id-4")
+        );
     }
 
     #[test]
@@ -216,14 +251,27 @@ mod tests {
 
     #[test]
     fn object_id_matches_only_ids() {
-        assert!(matches!(index().find(&UserRef::ObjectId("id-3".into())), Resolved::User(u) if u.id == "id-3"));
-        assert!(matches!(index().find(&UserRef::ObjectId("id-9".into())), Resolved::NotFound));
+        assert!(
+            matches!(index().find(&UserRef::ObjectId("id-3".into())), Resolved::User(u) if u.id == "id-3")
+        );
+        assert!(matches!(
+            index().find(&UserRef::ObjectId("id-9".into())),
+            Resolved::NotFound
+        ));
     }
 
     #[test]
     fn sip_proxy_is_not_a_mail_address() {
-        let idx = UserIndex::new(vec![user("x", "x@a.example", None, &["SIP:someone@a.example"])]);
-        assert!(matches!(idx.find(&addr("someone@a.example")), Resolved::NotFound));
+        let idx = UserIndex::new(vec![user(
+            "x",
+            "x@a.example",
+            None,
+            &["SIP:someone@a.example"],
+        )]);
+        assert!(matches!(
+            idx.find(&addr("someone@a.example")),
+            Resolved::NotFound
+        ));
     }
 
     #[test]

@@ -27,7 +27,9 @@ pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
         if let Some(g) = cause.downcast_ref::<GraphError>() {
             return match g {
                 GraphError::Config(_) => ExitCode::UsageOrInput,
-                GraphError::Auth(_) | GraphError::MissingPermission(_) => ExitCode::AuthOrPermission,
+                GraphError::Auth(_) | GraphError::MissingPermission(_) => {
+                    ExitCode::AuthOrPermission
+                }
                 GraphError::Call(c) if c.kind == crate::graph::ErrorKind::Forbidden => {
                     ExitCode::AuthOrPermission
                 }

@@ -37,9 +37,16 @@ pub(crate) struct JournalKey {
 impl JournalKey {
     /// `.mfa-bulk/<kind>-<sha256 prefix>.journal` in the current directory, so rerunning the
     /// same command finds it. `options_key` holds what must match (target, plan file...).
-    pub fn new(kind: &str, input_sha256: &str, tenant_id: &str, options_key: String, started_at: String) -> JournalKey {
+    pub fn new(
+        kind: &str,
+        input_sha256: &str,
+        tenant_id: &str,
+        options_key: String,
+        started_at: chrono::DateTime<chrono::Utc>,
+    ) -> JournalKey {
         JournalKey {
-            path: PathBuf::from(".mfa-bulk").join(format!("{kind}-{}.journal", &input_sha256[..16])),
+            path: PathBuf::from(".mfa-bulk")
+                .join(format!("{kind}-{}.journal", &input_sha256[..16])),
             header: JournalHeader {
                 input_sha256: input_sha256.to_string(),
                 tenant_id: tenant_id.to_string(),
@@ -64,13 +71,17 @@ pub(crate) fn apply_key(job: &Job, identity: &Identity) -> JournalKey {
         &job.input_sha256,
         &identity.tenant_id,
         format!("state={target};plan={plan}"),
-        job.started.to_rfc3339(),
+        job.started,
     )
 }
 
 /// Reads the journal an interrupted run left, if it belongs to this run: user id → what it
 /// had done. With `resume`, a missing journal is an error.
-pub(crate) fn load_previous(key: &JournalKey, resume: bool, what: &str) -> anyhow::Result<HashMap<String, Previous>> {
+pub(crate) fn load_previous(
+    key: &JournalKey,
+    resume: bool,
+    what: &str,
+) -> anyhow::Result<HashMap<String, Previous>> {
     let path = &key.path;
     if !path.exists() {
         if resume {
@@ -88,9 +99,10 @@ pub(crate) fn load_previous(key: &JournalKey, resume: bool, what: &str) -> anyho
         || header.input_sha256 != key.header.input_sha256
     {
         eprintln!(
-            "note: ignoring the journal {} (it is from a run with another tenant or options)",
+            "note: starting afresh: the journal {} is from a run with another tenant or options",
             path.display()
         );
+        Journal::discard(path)?;
         return Ok(HashMap::new());
     }
     let mut prev: HashMap<String, Previous> = HashMap::new();
@@ -141,7 +153,8 @@ pub(crate) fn open_journal(key: &JournalKey) -> anyhow::Result<Journal> {
 /// The run finished: the journal is no longer needed.
 pub(crate) fn close_journal(journal: Journal, key: &JournalKey) -> anyhow::Result<()> {
     drop(journal);
-    std::fs::remove_file(&key.path).with_context(|| format!("could not remove {}", key.path.display()))
+    std::fs::remove_file(&key.path)
+        .with_context(|| format!("could not remove {}", key.path.display()))
 }
 
 /// One user being written.
@@ -199,7 +212,11 @@ pub(crate) async fn write_all(
             journal.record(&JournalEntry::Intent {
                 user_id: c.user_id.clone(),
                 row: items[c.item].input.row,
-                state_before: items[c.item].result.state_before.clone().expect("state read"),
+                state_before: items[c.item]
+                    .result
+                    .state_before
+                    .clone()
+                    .expect("state read"),
                 target: c.target.clone(),
             })?;
         }
@@ -254,7 +271,10 @@ pub(crate) async fn write_all(
                 it.result.state_after = None;
                 it.finish(
                     Outcome::Skipped,
-                    Some("not written: the run was interrupted; rerun the same command to continue".into()),
+                    Some(
+                        "not written: the run was interrupted; rerun the same command to continue"
+                            .into(),
+                    ),
                 );
                 finished += 1;
             }
@@ -290,7 +310,11 @@ fn after_readback(
         Ok(reply) => {
             let after = reply.value;
             it.result.state_after = Some(after.clone());
-            let reached = if exact { after == c.target } else { plan::reached(&after, &c.target) };
+            let reached = if exact {
+                after == c.target
+            } else {
+                plan::reached(&after, &c.target)
+            };
             if reached {
                 if after == MfaState::Enforced && c.target == MfaState::Enabled {
                     // Graph enforces users who already registered a method.
@@ -298,9 +322,9 @@ fn after_readback(
                 } else if after == MfaState::Enabled && c.target == MfaState::Enabled {
                     it.result.mfa_registered.get_or_insert(false);
                 }
-                let note = c
-                    .unknown
-                    .then(|| "Graph's answer to the write was lost; a read confirmed the change".to_string());
+                let note = c.unknown.then(|| {
+                    "Graph's answer to the write was lost; a read confirmed the change".to_string()
+                });
                 it.finish(Outcome::Changed, note);
                 None
             } else if c.unknown && c.attempts < MAX_ATTEMPTS && !interrupted.is_set() {
@@ -341,7 +365,9 @@ fn after_readback(
         Err(e) => {
             it.finish(
                 Outcome::Changed,
-                Some(format!("written (Graph answered success) but not read back: {e}")),
+                Some(format!(
+                    "written (Graph answered success) but not read back: {e}"
+                )),
             );
             None
         }

@@ -64,7 +64,10 @@ pub(crate) struct Item {
 
 impl Item {
     fn new(input: InputRow, default_target: &MfaState) -> Item {
-        let target = input.state.clone().unwrap_or_else(|| default_target.clone());
+        let target = input
+            .state
+            .clone()
+            .unwrap_or_else(|| default_target.clone());
         let result = ResultRow {
             row: input.row,
             input: input.input.clone(),
@@ -131,7 +134,12 @@ pub(crate) fn read_input(
 }
 
 /// The result file's path: `-o`, else `<input>-<command>-<time>.csv` in the current directory.
-fn output_path(given: &Option<PathBuf>, input: &Path, command: &str, now: DateTime<Utc>) -> PathBuf {
+fn output_path(
+    given: &Option<PathBuf>,
+    input: &Path,
+    command: &str,
+    now: DateTime<Utc>,
+) -> PathBuf {
     given
         .clone()
         .unwrap_or_else(|| report::default_output_path(input, command, now))
@@ -255,7 +263,8 @@ impl Job {
         graph.check_access(access)?;
         let identity = graph.identity();
         let interrupted = interrupt::watch(graph.clone());
-        let mut writer = report::OrderedWriter::new(report::create_writer(&self.output, self.args.force)?);
+        let mut writer =
+            report::OrderedWriter::new(report::create_writer(&self.output, self.args.force)?, 0);
 
         let strategy = self.resolve(&graph).await?;
         self.read_states(&graph, &interrupted).await;
@@ -300,7 +309,9 @@ impl Job {
                         for &i in &changes {
                             self.items[i].finish(
                                 Outcome::Skipped,
-                                Some("not changed: the admin answered no at the confirmation".into()),
+                                Some(
+                                    "not changed: the admin answered no at the confirmation".into(),
+                                ),
                             );
                         }
                         self.flush_final(&mut writer)?;
@@ -353,7 +364,13 @@ impl Job {
                 apply::close_journal(j, &key)?;
             }
         }
-        summary.print(&self.info, &identity, &self.output, &record_path, self.args.json)?;
+        summary.print(
+            &self.info,
+            &identity,
+            &self.output,
+            &record_path,
+            self.args.json,
+        )?;
         Ok(code)
     }
 
@@ -387,7 +404,8 @@ impl Job {
             }
         }
         let pb = progress::bar(refs.len() as u64, "resolving");
-        let (found, strategy) = resolve::resolve_all(graph, &refs, &mut |n| pb.set_position(n)).await?;
+        let (found, strategy) =
+            resolve::resolve_all(graph, &refs, &mut |n| pb.set_position(n)).await?;
         pb.finish_and_clear();
 
         let mut first_row_of_user: HashMap<String, u64> = HashMap::new();
@@ -411,7 +429,10 @@ impl Job {
                         it.result.target_state = None;
                         it.finish(
                             Outcome::Duplicate,
-                            Some(format!("same user as row {first} ({}): handled there", u.user_principal_name)),
+                            Some(format!(
+                                "same user as row {first} ({}): handled there",
+                                u.user_principal_name
+                            )),
                         );
                     } else {
                         first_row_of_user.insert(u.id.clone(), it.input.row);
@@ -426,7 +447,8 @@ impl Job {
                     ),
                 ),
                 Resolved::Ambiguous(us) => {
-                    let names: Vec<&str> = us.iter().map(|u| u.user_principal_name.as_str()).collect();
+                    let names: Vec<&str> =
+                        us.iter().map(|u| u.user_principal_name.as_str()).collect();
                     it.finish(
                         Outcome::Skipped,
                         Some(format!(
@@ -512,17 +534,24 @@ impl Job {
     fn plan_apply(&mut self, identity: &Identity) -> anyhow::Result<usize> {
         let key = apply::apply_key(self, identity);
         let resume = self.apply.as_ref().is_some_and(|a| a.resume);
-        let previous = apply::load_previous(&key, resume, &self.args.input.file.display().to_string())?;
+        let previous =
+            apply::load_previous(&key, resume, &self.args.input.file.display().to_string())?;
         let mut resumed = 0;
         for i in self.open_rows() {
-            let plan = self.plan.as_ref().map(|p| p.get(&self.items[i].input.row).cloned());
+            let plan = self
+                .plan
+                .as_ref()
+                .map(|p| p.get(&self.items[i].input.row).cloned());
             let it = &mut self.items[i];
             let before = it.result.state_before.clone().expect("state read");
             let user_id = it.user.as_ref().expect("user").id.clone();
             // Approved in the dry-run plan? Then its target, and no drift allowed.
             if let Some(plan_row_opt) = plan {
                 match plan_row_opt {
-                    Some(p) if p.outcome == Outcome::WouldChange && p.user_id.as_deref() == Some(user_id.as_str()) => {
+                    Some(p)
+                        if p.outcome == Outcome::WouldChange
+                            && p.user_id.as_deref() == Some(user_id.as_str()) =>
+                    {
                         if let Some(t) = p.target_state.clone() {
                             it.target = t.clone();
                             it.result.target_state = Some(t);
@@ -544,7 +573,9 @@ impl Job {
                             it.result.action = Action::Set(it.target.clone());
                             it.finish(
                                 Outcome::Skipped,
-                                Some("not approved in the dry-run plan (--plan): not touched".into()),
+                                Some(
+                                    "not approved in the dry-run plan (--plan): not touched".into(),
+                                ),
                             );
                             continue;
                         }
@@ -573,7 +604,9 @@ impl Job {
     /// Rows the apply still has to write.
     fn pending_changes(&self) -> Vec<usize> {
         (0..self.items.len())
-            .filter(|&i| !self.items[i].done && matches!(self.items[i].result.action, Action::Set(_)))
+            .filter(|&i| {
+                !self.items[i].done && matches!(self.items[i].result.action, Action::Set(_))
+            })
             .collect()
     }
 
@@ -605,7 +638,12 @@ impl Job {
         flush_items(&mut self.items, writer)
     }
 
-    fn run_record(&self, identity: &Identity, summary: &Summary, code: ExitCode) -> report::RunRecord {
+    fn run_record(
+        &self,
+        identity: &Identity,
+        summary: &Summary,
+        code: ExitCode,
+    ) -> report::RunRecord {
         let a = &self.args;
         let mut options = serde_json::json!({
             "state": a.state.into_mfa().as_str(),
@@ -646,15 +684,21 @@ fn plan_row(it: &mut Item, mode: Mode) {
         Decision::NoChange => {
             it.result.action = Action::None;
             it.result.state_after = Some(before.clone());
-            let why = (before != it.target)
-                .then(|| format!("already {before}, which is at least {}: left alone", it.target));
+            let why = (before != it.target).then(|| {
+                format!(
+                    "already {before}, which is at least {}: left alone",
+                    it.target
+                )
+            });
             it.finish(Outcome::NoChange, why);
         }
         Decision::UnknownState(s) => {
             it.result.action = Action::None;
             it.finish(
                 Outcome::Skipped,
-                Some(format!("Graph reports an unknown MFA state '{s}': not changed")),
+                Some(format!(
+                    "Graph reports an unknown MFA state '{s}': not changed"
+                )),
             );
         }
         Decision::Change => {
@@ -667,7 +711,10 @@ fn plan_row(it: &mut Item, mode: Mode) {
 }
 
 /// Hands every final row not yet written to the result writer (it keeps input order).
-pub(crate) fn flush_items(items: &mut [Item], writer: &mut report::OrderedWriter) -> anyhow::Result<()> {
+pub(crate) fn flush_items(
+    items: &mut [Item],
+    writer: &mut report::OrderedWriter,
+) -> anyhow::Result<()> {
     for (i, it) in items.iter_mut().enumerate() {
         if it.done && !it.flushed {
             writer.put(i, it.result.clone())?;
@@ -706,7 +753,10 @@ fn confirm(job: &Job, n: usize, identity: &Identity) -> anyhow::Result<bool> {
     std::io::stderr().flush().ok();
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;
-    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }
 
 /// Reads a dry-run result file for `--plan` and checks it belongs to this input.

@@ -47,12 +47,16 @@ pub fn run_revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
                 },
             },
         };
-        let target = r.state_before.clone().unwrap_or(crate::model::MfaState::Disabled);
+        let target = r
+            .state_before
+            .clone()
+            .unwrap_or(crate::model::MfaState::Disabled);
         let mut it = Item::new(input, &target);
         it.result.user_principal_name = r.user_principal_name.clone();
         it.result.user_id = r.user_id.clone();
         it.result.display_name = r.display_name.clone();
-        let revertible = r.outcome == Outcome::Changed && r.user_id.is_some() && r.state_before.is_some();
+        let revertible =
+            r.outcome == Outcome::Changed && r.user_id.is_some() && r.state_before.is_some();
         if revertible {
             it.user = Some(User {
                 id: r.user_id.clone().unwrap_or_default(),
@@ -66,7 +70,10 @@ pub fn run_revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
             it.result.target_state = None;
             it.finish(
                 Outcome::NoChange,
-                Some(format!("nothing to revert: that run's outcome was {}", r.outcome.as_str())),
+                Some(format!(
+                    "nothing to revert: that run's outcome was {}",
+                    r.outcome.as_str()
+                )),
             );
         }
         items.push(it);
@@ -77,9 +84,9 @@ pub fn run_revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
         graph.check_access(Access::Write)?;
         let identity = graph.identity();
         let interrupted = interrupt::watch(graph.clone());
-        let mut writer = report::OrderedWriter::new(report::create_writer(&output, args.force)?);
+        let mut writer = report::OrderedWriter::new(report::create_writer(&output, args.force)?, 0);
 
-        let key = apply::JournalKey::new("revert", &sha, &identity.tenant_id, String::new(), started.to_rfc3339());
+        let key = apply::JournalKey::new("revert", &sha, &identity.tenant_id, String::new(), started);
         let previous = apply::load_previous(&key, false, &args.result.display().to_string())?;
 
         // Read what each user is now.

@@ -32,7 +32,11 @@ const ORDER: [Outcome; 10] = [
 pub fn needs_attention(o: &Outcome) -> bool {
     matches!(
         o,
-        Outcome::NotFound | Outcome::Invalid | Outcome::Skipped | Outcome::Drifted | Outcome::Failed
+        Outcome::NotFound
+            | Outcome::Invalid
+            | Outcome::Skipped
+            | Outcome::Drifted
+            | Outcome::Failed
     )
 }
 
@@ -55,7 +59,13 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub(crate) fn new(mode: Mode, items: &[Item], strategy: Strategy, interrupted: bool, graph: Stats) -> Summary {
+    pub(crate) fn new(
+        mode: Mode,
+        items: &[Item],
+        strategy: Strategy,
+        interrupted: bool,
+        graph: Stats,
+    ) -> Summary {
         let counts = ORDER
             .iter()
             .map(|o| {
@@ -66,14 +76,23 @@ impl Summary {
         let changed = items
             .iter()
             .filter(|it| it.result.outcome == Outcome::Changed)
-            .filter(|it| it.result.state_after.as_ref().is_some_and(|s| *s != MfaState::Disabled));
+            .filter(|it| {
+                it.result
+                    .state_after
+                    .as_ref()
+                    .is_some_and(|s| *s != MfaState::Disabled)
+            });
         let mut need_mfasetup = Vec::new();
         let mut registration_unknown = 0;
         for it in changed {
             match it.result.mfa_registered {
                 Some(false) => {
                     if let Some(u) = &it.user {
-                        need_mfasetup.push(u.mail.clone().unwrap_or_else(|| u.user_principal_name.clone()));
+                        need_mfasetup.push(
+                            u.mail
+                                .clone()
+                                .unwrap_or_else(|| u.user_principal_name.clone()),
+                        );
                     }
                 }
                 Some(true) => {}
@@ -168,7 +187,12 @@ impl Summary {
                 self.registration_unknown
             )?;
         }
-        writeln!(out, "Result: {}  (run record: {})", output.display(), record.display())?;
+        writeln!(
+            out,
+            "Result: {}  (run record: {})",
+            output.display(),
+            record.display()
+        )?;
         let line = match self.exit_code() {
             ExitCode::Success => "Done: every row as asked.".to_string(),
             ExitCode::Interrupted => {
@@ -196,7 +220,25 @@ impl Summary {
         output: &Path,
         code: ExitCode,
     ) -> report::RunRecord {
-        let _ = (command, identity, input, input_sha256, options, started, output, code);
-        todo!("build the run record once report::RunRecord lands")
+        let mut rec = report::RunRecord::new(command, started);
+        rec.tenant_id = identity.tenant_id.clone();
+        rec.app_id = identity.app_id.clone();
+        rec.cloud = identity.cloud.clone();
+        rec.graph_url = identity.graph_url.clone();
+        rec.run_by = report::RunBy::from_env(identity.user.clone());
+        rec.input_file = input.display().to_string();
+        rec.input_sha256 = input_sha256.to_string();
+        rec.options = report::safe_options(options);
+        rec.finished_at = Utc::now();
+        for (k, n) in &self.counts {
+            if let (Some(o), true) = (Outcome::parse(k), *n > 0) {
+                rec.counts.insert(o, *n);
+            }
+        }
+        rec.graph = serde_json::to_value(&self.graph).unwrap_or_default();
+        rec.result_file = output.display().to_string();
+        rec.exit_code = code.code();
+        rec.interrupted = self.interrupted;
+        rec
     }
 }
