@@ -155,6 +155,8 @@ pub struct Limits {
     pub ru_per_10s: Option<u32>,
     /// Writes per 150 s per app.
     pub writes_per_150s: u32,
+    /// Writes per 300 s for all apps of the tenant together.
+    pub tenant_writes_per_300s: u32,
     /// Registration report requests per 10 s per app.
     pub report_requests_per_10s: u32,
     /// Access token lifetime, seconds.
@@ -173,6 +175,7 @@ impl Default for Limits {
         Limits {
             ru_per_10s: None,
             writes_per_150s: 3000,
+            tenant_writes_per_300s: 18000,
             report_requests_per_10s: 5,
             token_lifetime_secs: 3599,
             device_code_auto_approve_polls: 2,
@@ -272,6 +275,8 @@ impl SimConfig {
         cfg.limits.ru_per_10s = args.ru_budget;
         cfg.limits.writes_per_150s = args.write_limit;
         cfg.limits.token_lifetime_secs = args.token_lifetime;
+        cfg.limits.device_code_auto_approve_polls = args.approve_after_polls;
+        cfg.limits.report_requests_per_10s = args.report_limit;
         cfg.faults = FaultConfig {
             error_rate: args.error_rate,
             drop_rate: args.drop_rate,

@@ -231,6 +231,7 @@ fn run(sim: &Sim, st: &mut State, ctx: &Ctx, ident: &Ident, item: &Item<'_>) -> 
         ru: u64::from(sim.ru_budget),
         writes: u64::from(sim.cfg.limits.writes_per_150s),
         reports: u64::from(sim.cfg.limits.report_requests_per_10s),
+        tenant_writes: u64::from(sim.cfg.limits.tenant_writes_per_300s),
     };
     let now = sim.clock.now();
     st.counters.ru_spent += cost.ru;

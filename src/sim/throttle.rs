@@ -1,6 +1,7 @@
 //! Graph's "identity and access" throttling: per app, a budget of resource units (RU) per
 //! sliding 10 s window, a write limit per sliding 150 s window, and the registration report's
-//! own small request limit. All windows run on simulated time (see [`super::state::Clock`]).
+//! own small request limit; and the tenant's write limit for all apps together (18,000 per
+//! 300 s). All windows run on simulated time (see [`super::state::Clock`]).
 //!
 //! Requests made while throttled still count against the RU budget (as Graph documents): a
 //! client that hammers after a 429 stays throttled. A throttled write is not counted as a write.
@@ -49,6 +50,7 @@ impl Window {
 pub(crate) const RU_SPAN: f64 = 10.0;
 pub(crate) const WRITE_SPAN: f64 = 150.0;
 pub(crate) const REPORT_SPAN: f64 = 10.0;
+pub(crate) const TENANT_WRITE_SPAN: f64 = 300.0;
 
 #[derive(Debug, Default)]
 pub(crate) struct AppWindows {
@@ -60,6 +62,8 @@ pub(crate) struct AppWindows {
 #[derive(Debug, Default)]
 pub(crate) struct Throttle {
     apps: HashMap<String, AppWindows>,
+    /// Writes of all apps together.
+    tenant_writes: Window,
 }
 
 /// What one Graph request costs.
@@ -74,6 +78,7 @@ pub(crate) struct Limits {
     pub ru: u64,
     pub writes: u64,
     pub reports: u64,
+    pub tenant_writes: u64,
 }
 
 impl Throttle {
@@ -99,6 +104,12 @@ impl Throttle {
             if w.writes.sum + 1 > lim.writes {
                 return Err(w.writes.wait_for(now, WRITE_SPAN, 1, lim.writes));
             }
+            let t = &mut self.tenant_writes;
+            t.prune(now, TENANT_WRITE_SPAN);
+            if t.sum + 1 > lim.tenant_writes {
+                return Err(t.wait_for(now, TENANT_WRITE_SPAN, 1, lim.tenant_writes));
+            }
+            t.add(now, 1);
             w.writes.add(now, 1);
         }
         Ok(())
@@ -143,6 +154,7 @@ mod tests {
             ru: 3,
             writes: 100,
             reports: 5,
+            tenant_writes: 100,
         };
         let c = Cost {
             ru: 1,

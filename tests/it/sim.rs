@@ -1388,3 +1388,110 @@ fn generated_tenant_has_awkward_names() {
     let again = sim::generate_tenant(400, 3);
     assert_eq!(again.users[10].id, t.users[10].id);
 }
+
+#[tokio::test]
+async fn batch_depends_on_a_failed_item_answers_424() {
+    let s = start().await;
+    let tok = token(&s).await;
+    let v = json_of(
+        batch(&s, &tok, "beta", vec![
+            json!({"id": "1", "method": "GET", "url": "/users/oskar.berg@northwind.example/authentication/requirements"}),
+            json!({"id": "2", "method": "PATCH", "url": "/users/oskar.berg@northwind.example/authentication/requirements",
+                "dependsOn": ["1"], "headers": {"Content-Type": "application/json"}, "body": {"perUserMfaState": "enabled"}}),
+            json!({"id": "3", "method": "GET", "url": "/users/zoe.lindqvist@northwind.example/authentication/requirements"}),
+            json!({"id": "4", "method": "PATCH", "url": "/users/zoe.lindqvist@northwind.example/authentication/requirements",
+                "dependsOn": ["3"], "headers": {"Content-Type": "application/json"}, "body": {"perUserMfaState": "enabled"}}),
+        ])
+        .await,
+    )
+    .await;
+    let status = |id: &str| {
+        v["responses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"] == id)
+            .unwrap()["status"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(
+        (status("1"), status("2"), status("3"), status("4")),
+        (404, 424, 200, 204)
+    );
+    // Depending on a later or unknown id refuses the batch.
+    let r = batch(
+        &s,
+        &tok,
+        "beta",
+        vec![
+            json!({"id": "1", "method": "GET", "url": "/users/x@y", "dependsOn": ["2"]}),
+            json!({"id": "2", "method": "GET", "url": "/users/x@y"}),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn tenant_write_limit_spans_all_apps() {
+    let s = start_with(|c| {
+        c.limits.tenant_writes_per_300s = 2;
+        c.tenant.clients[1]
+            .roles
+            .push("Policy.ReadWrite.AuthenticationMethod".into());
+    })
+    .await;
+    let a = token(&s).await;
+    let b = token_of(
+        &s,
+        sim::SIM_READONLY_CLIENT_ID,
+        sim::SIM_READONLY_CLIENT_SECRET,
+    )
+    .await;
+    assert_eq!(
+        patch_state(&s, &a, "liam.o'connor@northwind.example", "enabled")
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(
+        patch_state(&s, &b, "hyper.link@northwind.example", "enabled")
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(
+        patch_state(&s, &a, "matheo.durand@northwind.example", "enabled")
+            .await
+            .status(),
+        429
+    );
+    assert_eq!(
+        patch_state(&s, &b, "matheo.durand@northwind.example", "enabled")
+            .await
+            .status(),
+        429
+    );
+}
+
+#[tokio::test]
+async fn peak_concurrency_is_counted() {
+    let s = start_with(|c| {
+        c.faults.latency_min_ms = 200;
+        c.faults.latency_max_ms = 200;
+    })
+    .await;
+    let tok = token(&s).await;
+    let url = format!("{}/v1.0/users/zoe.lindqvist@northwind.example", s.url());
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, tok) = (url.clone(), tok.clone());
+            tokio::spawn(async move { http().get(url).bearer_auth(tok).send().await.unwrap() })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.await.unwrap().status(), 200);
+    }
+    assert!(s.counters().peak_concurrency >= 2, "{:?}", s.counters());
+}
