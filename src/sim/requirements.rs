@@ -51,7 +51,10 @@ pub(crate) fn patch(st: &mut State, ident: &Ident, key: &str, body: &[u8]) -> Re
     let Some(obj) = v.as_object() else {
         return Err(GErr::bad("The request payload must be a JSON object."));
     };
-    if let Some(k) = obj.keys().find(|k| k.as_str() != "perUserMfaState") {
+    if let Some(k) = obj
+        .keys()
+        .find(|k| k.as_str() != "perUserMfaState" && !k.starts_with("@odata."))
+    {
         return Err(GErr::bad(format!(
             "Could not find a property named '{k}' on type 'microsoft.graph.strongAuthenticationRequirements'."
         )));

@@ -274,3 +274,14 @@ impl State {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn handle_and_config_cross_threads() {
+        send_sync::<crate::sim::SimHandle>();
+        send_sync::<crate::sim::SimConfig>();
+    }
+}

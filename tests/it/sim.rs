@@ -384,15 +384,18 @@ async fn device_code_auto_approves_after_configured_polls() {
 
 #[tokio::test]
 async fn expired_token_is_401_invalid_authentication_token() {
-    // 2 simulated seconds at 10x: 0.2 s real.
+    // 6 simulated seconds at 10x: 0.6 s real, told as expires_in 1 (whole real seconds).
     let s = start_with(|c| {
-        c.limits.token_lifetime_secs = 2;
+        c.limits.token_lifetime_secs = 6;
         c.time_scale = 10.0;
     })
     .await;
-    let tok = token(&s).await;
+    let r = token_for(&s, sim::SIM_CLIENT_ID, sim::SIM_CLIENT_SECRET).await;
+    let v = json_of(r).await;
+    assert_eq!(v["expires_in"], 1);
+    let tok = v["access_token"].as_str().unwrap().to_string();
     assert_eq!(get(&s, &tok, "/v1.0/users?$top=1").await.status(), 200);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(900)).await;
     let r = get(&s, &tok, "/v1.0/users?$top=1").await;
     assert_eq!(r.status(), 401);
     assert!(r.headers().get("www-authenticate").is_some());
