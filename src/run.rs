@@ -16,6 +16,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             clap_complete::generate(shell, &mut cmd, "mfa-bulk", &mut std::io::stdout());
             Ok(ExitCode::Success)
         }
+        Command::Sim(args) => crate::sim::run_cli(&args),
         _ => anyhow::bail!("not built yet"),
     }
 }

@@ -2,3 +2,4 @@
 mod report;
 mod report_read;
 mod report_record;
+mod sim;
