@@ -1,4 +1,6 @@
 //! Integration tests: one binary, one module per area.
+mod common;
+mod engine;
 mod report;
 mod report_read;
 mod report_record;
