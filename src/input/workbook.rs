@@ -1,0 +1,229 @@
+//! Workbooks (XLSX, XLSM, XLSB, XLS, ODS) through calamine: opening, sheet choice, cell text.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use calamine::{Data, Ods, Range, Reader as _, SheetVisible, Xls, Xlsb, Xlsx};
+
+use super::header::Row;
+use super::InputError;
+
+/// The workbook kinds we read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Xlsx,
+    Xlsb,
+    Xls,
+    Ods,
+}
+
+impl Kind {
+    pub fn name(self, path: &Path) -> &'static str {
+        match self {
+            Kind::Xlsx => {
+                let ext = path
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .map(str::to_ascii_lowercase);
+                if ext.as_deref() == Some("xlsm") {
+                    "XLSM"
+                } else {
+                    "XLSX"
+                }
+            }
+            Kind::Xlsb => "XLSB",
+            Kind::Xls => "XLS",
+            Kind::Ods => "ODS",
+        }
+    }
+}
+
+type Rs = BufReader<File>;
+
+pub enum Book {
+    Xlsx(Xlsx<Rs>),
+    Xlsb(Xlsb<Rs>),
+    Xls(Xls<Rs>),
+    Ods(Ods<Rs>),
+}
+
+fn corrupt(path: &Path, kind: Kind, detail: impl std::fmt::Display) -> InputError {
+    InputError::Corrupt {
+        path: path.to_path_buf(),
+        detail: format!(
+            "it looks like {} but cannot be read ({detail})",
+            kind.name(path)
+        ),
+        hint: "open it in Excel or LibreOffice and save a new copy (File › Save As › Excel \
+               Workbook .xlsx), or export it as CSV"
+            .into(),
+    }
+}
+
+fn password(path: &Path) -> InputError {
+    InputError::PasswordProtected {
+        path: path.to_path_buf(),
+    }
+}
+
+impl Book {
+    pub fn open(path: &Path, kind: Kind) -> Result<Book, InputError> {
+        let rs = || -> Result<Rs, InputError> {
+            Ok(BufReader::new(
+                File::open(path).map_err(|e| InputError::io(path, e))?,
+            ))
+        };
+        // calamine can panic on some malformed files; a panic must become an error.
+        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+            || -> Result<Book, InputError> {
+                Ok(match kind {
+                    Kind::Xlsx => Book::Xlsx(Xlsx::new(rs()?).map_err(|e| match e {
+                        calamine::XlsxError::Password => password(path),
+                        e => corrupt(path, kind, e),
+                    })?),
+                    Kind::Xlsb => Book::Xlsb(Xlsb::new(rs()?).map_err(|e| match e {
+                        calamine::XlsbError::Password => password(path),
+                        e => corrupt(path, kind, e),
+                    })?),
+                    Kind::Xls => Book::Xls(Xls::new(rs()?).map_err(|e| match e {
+                        calamine::XlsError::Password => password(path),
+                        e => corrupt(path, kind, e),
+                    })?),
+                    Kind::Ods => Book::Ods(Ods::new(rs()?).map_err(|e| match e {
+                        calamine::OdsError::Password => password(path),
+                        e => corrupt(path, kind, e),
+                    })?),
+                })
+            },
+        ));
+        res.unwrap_or_else(|_| Err(corrupt(path, kind, "the reader failed on its contents")))
+    }
+
+    /// Sheet names in workbook order, with whether each is hidden.
+    pub fn sheets(&self) -> Vec<(String, bool)> {
+        let meta = match self {
+            Book::Xlsx(b) => b.sheets_metadata(),
+            Book::Xlsb(b) => b.sheets_metadata(),
+            Book::Xls(b) => b.sheets_metadata(),
+            Book::Ods(b) => b.sheets_metadata(),
+        };
+        meta.iter()
+            .map(|s| (s.name.clone(), s.visible != SheetVisible::Visible))
+            .collect()
+    }
+
+    pub fn range(
+        &mut self,
+        path: &Path,
+        kind: Kind,
+        name: &str,
+    ) -> Result<Range<Data>, InputError> {
+        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match self {
+            Book::Xlsx(b) => b.worksheet_range(name).map_err(|e| match e {
+                calamine::XlsxError::Password => password(path),
+                e => corrupt(path, kind, e),
+            }),
+            Book::Xlsb(b) => b.worksheet_range(name).map_err(|e| corrupt(path, kind, e)),
+            Book::Xls(b) => b.worksheet_range(name).map_err(|e| match e {
+                calamine::XlsError::Password => password(path),
+                e => corrupt(path, kind, e),
+            }),
+            Book::Ods(b) => b.worksheet_range(name).map_err(|e| match e {
+                calamine::OdsError::Password => password(path),
+                e => corrupt(path, kind, e),
+            }),
+        }));
+        let r = res.unwrap_or_else(|_| {
+            Err(corrupt(
+                path,
+                kind,
+                format!("sheet '{name}' could not be read"),
+            ))
+        })?;
+        Ok(r)
+    }
+}
+
+/// Text of a cell as the admin sees it: whole numbers without `.0`, dates as ISO dates.
+pub fn cell_text(d: &Data) -> String {
+    match d {
+        Data::Empty => String::new(),
+        Data::String(s) => s.clone(),
+        Data::Int(i) => i.to_string(),
+        Data::Float(f) => float_text(*f),
+        Data::Bool(b) => if *b { "TRUE" } else { "FALSE" }.to_string(),
+        Data::DateTime(dt) => {
+            if dt.is_duration() {
+                return float_text(dt.as_f64());
+            }
+            let (y, mo, d, h, mi, s, _) = dt.to_ymd_hms_milli();
+            if (h, mi, s) == (0, 0, 0) {
+                format!("{y:04}-{mo:02}-{d:02}")
+            } else {
+                format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
+            }
+        }
+        Data::DateTimeIso(s) | Data::DurationIso(s) => s.clone(),
+        Data::Error(e) => e.to_string(),
+    }
+}
+
+fn float_text(f: f64) -> String {
+    if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e15 {
+        format!("{}", f as i64)
+    } else {
+        format!("{f}")
+    }
+}
+
+/// Rows of a loaded sheet, numbered as Excel shows them, cells aligned so index 0 is column A.
+pub struct SheetRows {
+    range: Range<Data>,
+    next: usize,
+    start_row: u32,
+    start_col: u32,
+    _path: PathBuf,
+}
+
+impl SheetRows {
+    pub fn new(range: Range<Data>, path: &Path) -> SheetRows {
+        let (start_row, start_col) = range.start().unwrap_or((0, 0));
+        SheetRows {
+            range,
+            next: 0,
+            start_row,
+            start_col,
+            _path: path.to_path_buf(),
+        }
+    }
+}
+
+impl Iterator for SheetRows {
+    type Item = Result<Row, InputError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let width = self.range.width();
+        if self.next >= self.range.height() {
+            return None;
+        }
+        let i = self.next;
+        self.next += 1;
+        let mut cells = vec![String::new(); self.start_col as usize];
+        cells.extend((0..width).map(|c| self.range.get((i, c)).map(cell_text).unwrap_or_default()));
+        Some(Ok((self.start_row as u64 + i as u64 + 1, cells)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_print_as_admins_typed_them() {
+        assert_eq!(cell_text(&Data::Float(10231.0)), "10231");
+        assert_eq!(cell_text(&Data::Float(0.5)), "0.5");
+        assert_eq!(cell_text(&Data::Int(7)), "7");
+        assert_eq!(cell_text(&Data::Bool(true)), "TRUE");
+    }
+}
