@@ -37,6 +37,8 @@ pub struct Findings {
     pub excluded: u64,
     pub blank_rows: u64,
     pub blank_row_numbers: Vec<u64>,
+    /// Workbook sheets (name, hidden); empty for text files.
+    pub sheets: Vec<(String, bool)>,
 }
 
 impl Findings {
@@ -86,36 +88,36 @@ fn read_options(args: &ValidateArgs) -> ReadOptions {
 }
 
 /// Reads the file (and the exclusion list) into [`Findings`].
-pub fn check(
-    args: &ValidateArgs,
-) -> Result<(SourceInfo, Vec<(String, bool)>, Findings), InputError> {
+pub fn check(args: &ValidateArgs) -> Result<(SourceInfo, Findings), InputError> {
     let excluded = match &args.input.exclude {
         Some(p) => input::read_exclusions(p, &ReadOptions::default())?,
         None => HashSet::new(),
     };
     let mut reader = input::open(&args.input.file, &read_options(args))?;
     let info = reader.info.clone();
-    let sheets = reader.sheets().to_vec();
     let mut marker = input::Marker::for_source(excluded, &info);
-    let mut f = Findings::default();
+    let mut f = Findings {
+        sheets: reader.sheets().to_vec(),
+        ..Findings::default()
+    };
     for raw in &mut reader {
         f.add(marker.mark(raw?)?);
     }
     f.blank_rows = reader.blank_rows();
     f.blank_row_numbers = reader.blank_row_numbers().to_vec();
-    Ok((info, sheets, f))
+    Ok((info, f))
 }
 
 /// Runs `validate` and prints the result.
 pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
     match check(args) {
-        Ok((info, sheets, f)) => {
+        Ok((info, f)) => {
             let out = if args.json {
-                let mut s = serde_json::to_string_pretty(&to_json(&info, &sheets, &f, args))?;
+                let mut s = serde_json::to_string_pretty(&to_json(&info, &f.sheets, &f, args))?;
                 s.push('\n');
                 s
             } else {
-                to_text(&info, &sheets, &f, args)
+                to_text(&info, &f.sheets, &f, args)
             };
             let mut stdout = std::io::stdout().lock();
             // A closed pipe (`| head`) is not an error worth a message.
