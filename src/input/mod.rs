@@ -18,6 +18,9 @@ pub mod normalize;
 pub mod text;
 pub mod workbook;
 
+#[cfg(test)]
+mod proptests;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 
