@@ -243,7 +243,7 @@ fn to_text(
         );
     }
 
-    if f.problems_total() > 0 || f.blank_rows > 0 {
+    if f.problems_total() > 0 {
         let _ = writeln!(o);
         let _ = writeln!(o, "Problems ({}):", f.problems_total());
         for r in &f.problems {
@@ -266,18 +266,20 @@ fn to_text(
         if f.problems_total() > f.problems.len() as u64 {
             let _ = writeln!(
                 o,
-                "  … {} more problems not listed (use --json, or fix these first)",
+                "  … {} more problems not listed (the first {PROBLEMS_SHOWN} are shown)",
                 f.problems_total() - f.problems.len() as u64
             );
         }
-        if f.blank_rows > 0 {
-            let _ = writeln!(
-                o,
-                "  {} skipped (row {})",
-                plural(f.blank_rows, "blank row", "blank rows"),
-                row_list(&f.blank_row_numbers, f.blank_rows)
-            );
-        }
+    }
+    if f.blank_rows > 0 {
+        let _ = writeln!(o);
+        let _ = writeln!(
+            o,
+            "Blank rows:    {} skipped ({} {})",
+            f.blank_rows,
+            if f.blank_rows == 1 { "row" } else { "rows" },
+            row_list(&f.blank_row_numbers, f.blank_rows)
+        );
     }
 
     let _ = writeln!(o);

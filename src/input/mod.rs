@@ -388,6 +388,15 @@ pub fn open(path: &Path, opts: &ReadOptions) -> Result<Reader, InputError> {
 }
 
 fn open_text(path: &Path, head_bytes: &[u8], opts: &ReadOptions) -> Result<Reader, InputError> {
+    if let Some(sheet) = &opts.sheet {
+        return Err(InputError::BadOption {
+            path: path.to_path_buf(),
+            message: format!(
+                "--sheet \"{sheet}\" only applies to workbooks (XLSX, XLS, ODS), and this file is \
+                 text (CSV). Remove --sheet, or give the workbook instead of an export of one sheet."
+            ),
+        });
+    }
     let det = match &opts.encoding {
         Some(label) => {
             let enc = text::encoding_for_label(path, label)?;

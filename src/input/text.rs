@@ -240,6 +240,13 @@ pub fn parse_delimiter(path: &Path, s: &str) -> Result<u8, InputError> {
 /// Guesses the delimiter from the first lines: the candidate that appears the same number of
 /// times in the most lines (quotes respected). `,` when nothing is found (a one-column list).
 pub fn sniff_delimiter(text: &str) -> u8 {
+    // Excel's own hint line: `sep=;`
+    let first = text.lines().next().unwrap_or("").trim_end();
+    if let Some(d) = first.strip_prefix("sep=") {
+        if d.len() == 1 && d != "\"" {
+            return d.as_bytes()[0];
+        }
+    }
     const CANDS: [u8; 4] = [b',', b';', b'\t', b'|'];
     // Split into logical lines, counting candidates outside quotes.
     let mut lines: Vec<[usize; 4]> = Vec::new();
@@ -430,5 +437,73 @@ impl Iterator for CsvRows {
                 }))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_the_delimiter_admins_use() {
+        assert_eq!(sniff_delimiter("a,b,c\n1,2,3\n"), b',');
+        assert_eq!(
+            sniff_delimiter("Name;E-Mail\n\"Lee, Sam\";s@x.example\nZoë;z@x.example\n"),
+            b';'
+        );
+        assert_eq!(sniff_delimiter("a\tb\n1\t2\n"), b'\t');
+        assert_eq!(sniff_delimiter("a|b\n1|2\n"), b'|');
+        assert_eq!(sniff_delimiter("sep=;\na,b;c\n"), b';');
+        assert_eq!(
+            sniff_delimiter(
+                "version:v1.0\nName [displayName],User name [userPrincipalName]\nA,a@x.example\n"
+            ),
+            b','
+        );
+        assert_eq!(sniff_delimiter("a@x.example\nb@x.example\n"), b',');
+        assert_eq!(sniff_delimiter(""), b',');
+    }
+
+    #[test]
+    fn decodes_utf16_in_small_pieces() {
+        let text = "Email\r\nzoë@x.example\r\njürgen@x.example\r\n".repeat(5000);
+        let mut bytes = vec![0xFF, 0xFE];
+        bytes.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+        // A reader that returns 3 bytes at a time splits code units and the BOM.
+        struct Trickle(Vec<u8>, usize);
+        impl Read for Trickle {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = buf.len().min(3).min(self.0.len() - self.1);
+                buf[..n].copy_from_slice(&self.0[self.1..self.1 + n]);
+                self.1 += n;
+                Ok(n)
+            }
+        }
+        let mut out = String::new();
+        DecodeReader::new(Trickle(bytes, 0), UTF_16LE)
+            .read_to_string(&mut out)
+            .unwrap();
+        assert_eq!(out, text);
+    }
+
+    #[test]
+    fn line_tracker_finds_the_first_line_of_a_record() {
+        let data = b"h\r\n\r\n\r\nx\r\n";
+        let mut t = LineTracker::new(&data[..]);
+        let mut sink = Vec::new();
+        t.read_to_end(&mut sink).unwrap();
+        assert_eq!(t.line_at(0), 1);
+        // Record after "h\r" starts at the '\n' of line 1; the content is on line 4.
+        assert_eq!(t.line_at(2), 4);
+    }
+
+    #[test]
+    fn delimiter_option_words() {
+        let p = Path::new("x.csv");
+        assert_eq!(parse_delimiter(p, "tab").unwrap(), b'\t');
+        assert_eq!(parse_delimiter(p, "\\t").unwrap(), b'\t');
+        assert_eq!(parse_delimiter(p, ";").unwrap(), b';');
+        assert_eq!(parse_delimiter(p, "|").unwrap(), b'|');
+        assert!(parse_delimiter(p, "ab").is_err());
     }
 }

@@ -199,7 +199,7 @@ fn hr_export_skips_title_rows_and_counts_the_blank_hidden_row() {
         out.stdout
     );
     assert!(
-        out.stdout.contains("1 blank row skipped (row 8)"),
+        out.stdout.contains("Blank rows:    1 skipped (row 8)"),
         "{}",
         out.stdout
     );
