@@ -40,7 +40,27 @@ fn not_text(path: &Path, detail: &str) -> InputError {
     }
 }
 
-/// Reads the whole file when the head is not enough (small CFB/zip checks).
+/// The first and last 256 KB of a file: enough to see a zip's entry names (its central
+/// directory is at the end) without reading a big workbook twice.
+fn ends(path: &Path, head: &[u8]) -> Result<Vec<u8>, InputError> {
+    use std::io::{Seek, SeekFrom};
+    const TAIL: u64 = 256 * 1024;
+    if head.len() < HEAD_BYTES {
+        return Ok(head.to_vec());
+    }
+    let mut f = File::open(path).map_err(|e| InputError::io(path, e))?;
+    let len = f.metadata().map_err(|e| InputError::io(path, e))?.len();
+    let mut out = head.to_vec();
+    let from = len.saturating_sub(TAIL).max(head.len() as u64);
+    f.seek(SeekFrom::Start(from))
+        .map_err(|e| InputError::io(path, e))?;
+    f.take(TAIL)
+        .read_to_end(&mut out)
+        .map_err(|e| InputError::io(path, e))?;
+    Ok(out)
+}
+
+/// Reads the whole file when the head is not enough (CFB directory entries can be anywhere).
 fn whole(path: &Path, head: &[u8]) -> Result<Vec<u8>, InputError> {
     if head.len() < HEAD_BYTES {
         return Ok(head.to_vec());
@@ -67,7 +87,7 @@ pub fn sniff(path: &Path, head: &[u8]) -> Result<Content, InputError> {
                 "an OpenDocument file that is not a spreadsheet (a text document?)",
             ));
         }
-        let all = whole(path, head)?;
+        let all = ends(path, head)?;
         if contains(&all, b"xl/workbook.bin") {
             return Ok(Content::Workbook(Kind::Xlsb));
         }

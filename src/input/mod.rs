@@ -408,10 +408,8 @@ fn open_text(path: &Path, head_bytes: &[u8], opts: &ReadOptions) -> Result<Reade
         None => text::detect_encoding(path, head_bytes)?,
     };
     let head_text = text::decode_head(head_bytes, det.encoding);
-    if det.encoding != encoding_rs::UTF_8 && opts.encoding.is_none() {
-        // Decoded UTF-16 must be text too.
-        text::check_not_binary(path, head_text.as_bytes())?;
-    }
+    // Whatever the encoding (a BOM can sit in front of junk), the text must look like text.
+    text::check_not_binary(path, head_text.as_bytes())?;
     let delimiter = match &opts.delimiter {
         Some(d) => text::parse_delimiter(path, d)?,
         None => text::sniff_delimiter(&head_text),

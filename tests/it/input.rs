@@ -705,6 +705,11 @@ fn unusable_files_exit_2_naming_the_file_and_what_to_do() {
         &["not a spreadsheet or text file", "save it as"],
     );
 
+    let mut bom_junk = vec![0xEF, 0xBB, 0xBF];
+    bom_junk.extend((0..2000u32).map(|i| (i * 7919 % 251) as u8));
+    let bom_junk = write(&dir, "bom.csv", &bom_junk);
+    assert_unusable(&validate(&bom_junk, &[]), &bom_junk, &["binary data"]);
+
     let pdf = write(&dir, "users.xlsx", b"%PDF-1.7\n...");
     assert_unusable(&validate(&pdf, &[]), &pdf, &["a PDF document"]);
 
