@@ -61,7 +61,7 @@ pub struct SourceInfo {
 
 fn list_headers(headers: &[(String, String)]) -> String {
     if headers.is_empty() {
-        return "none".into();
+        return "none (no data in the first rows)".into();
     }
     headers
         .iter()
@@ -491,6 +491,12 @@ fn open_workbook(
     let mut first_err: Option<InputError> = None;
     for (name, _) in order {
         let (head, src) = load(&mut book, name)?;
+        if head
+            .iter()
+            .all(|r| r.1.iter().all(|c| normalize::is_blank(c)))
+        {
+            continue;
+        }
         match find_layout(&head, opts.column.as_deref()) {
             Ok(layout) => {
                 info.sheet = Some(name.clone());
@@ -503,8 +509,12 @@ fn open_workbook(
             }
         }
     }
-    Err(first_err.unwrap_or_else(|| InputError::Empty {
+    Err(first_err.unwrap_or_else(|| InputError::Corrupt {
         path: path.to_path_buf(),
+        detail: "every sheet of the workbook is empty".into(),
+        hint: "check that this is the file with the user list, and that it was saved after \
+               the list was pasted in"
+            .into(),
     }))
 }
 

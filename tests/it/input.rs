@@ -630,6 +630,20 @@ fn default_sheet_is_the_first_with_a_user_column() {
 }
 
 #[test]
+fn an_empty_workbook_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("blank.xlsx");
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    wb.add_worksheet();
+    wb.save(&p).unwrap();
+    assert_unusable(
+        &validate(&p, &[]),
+        &p,
+        &["every sheet of the workbook is empty"],
+    );
+}
+
+#[test]
 fn big_files_list_the_first_users_and_count_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let mut body = String::from("UPN\n");
