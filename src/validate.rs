@@ -39,6 +39,11 @@ pub struct Findings {
     pub blank_row_numbers: Vec<u64>,
     /// Workbook sheets (name, hidden); empty for text files.
     pub sheets: Vec<(String, bool)>,
+    /// Whether the format tells which rows are hidden (XLSX/XLSM).
+    pub hidden_known: bool,
+    /// Rows read (users or problems) that are hidden in Excel (first 1,000).
+    pub hidden_rows: Vec<u64>,
+    pub hidden_count: u64,
 }
 
 impl Findings {
@@ -100,8 +105,17 @@ pub fn check(args: &ValidateArgs) -> Result<(SourceInfo, Findings), InputError> 
         sheets: reader.sheets().to_vec(),
         ..Findings::default()
     };
+    let hidden = reader.hidden_rows().cloned();
+    f.hidden_known = hidden.is_some();
     for raw in &mut reader {
-        f.add(marker.mark(raw?)?);
+        let row = marker.mark(raw?)?;
+        if hidden.as_ref().is_some_and(|h| h.contains(&row.row)) {
+            f.hidden_count += 1;
+            if f.hidden_rows.len() < PROBLEMS_SHOWN {
+                f.hidden_rows.push(row.row);
+            }
+        }
+        f.add(row);
     }
     f.blank_rows = reader.blank_rows();
     f.blank_row_numbers = reader.blank_row_numbers().to_vec();
@@ -293,10 +307,20 @@ fn to_text(
         plural(f.excluded, "excluded", "excluded"),
         plural(f.blank_rows, "blank row", "blank rows"),
     );
-    if info.sheet.is_some() {
+    if f.hidden_count > 0 {
         let _ = writeln!(
             o,
-            "Note: rows hidden in Excel are read like any other row; unhide them to check them."
+            "Note: {} hidden in Excel ({} {}) {} read like any other row: unhide to check {}.",
+            plural(f.hidden_count, "row", "rows"),
+            if f.hidden_count == 1 { "row" } else { "rows" },
+            row_list(&f.hidden_rows, f.hidden_count),
+            if f.hidden_count == 1 { "is" } else { "are" },
+            if f.hidden_count == 1 { "it" } else { "them" },
+        );
+    } else if info.sheet.is_some() && !f.hidden_known {
+        let _ = writeln!(
+            o,
+            "Note: rows hidden in Excel (this format does not say which) are read like any other row."
         );
     }
     match f.exit_code() {
@@ -382,6 +406,7 @@ fn to_json(
         "problems": problems,
         "problems_truncated": f.problems_total() > f.problems.len() as u64,
         "blank_rows": f.blank_row_numbers,
+        "hidden_rows": if f.hidden_known { json!(f.hidden_rows) } else { Value::Null },
         "exit_code": f.exit_code().code(),
     })
 }

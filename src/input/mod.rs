@@ -205,6 +205,7 @@ pub struct Reader {
     pub info: SourceInfo,
     /// Workbook sheets (name, hidden) in order; empty for text files.
     sheets: Vec<(String, bool)>,
+    hidden_rows: Option<std::collections::BTreeSet<u64>>,
     buffered: VecDeque<Row>,
     src: RowSource,
     user_col: usize,
@@ -229,6 +230,12 @@ impl Reader {
     /// Sheet names of a workbook, in order, with whether each is hidden (empty for text).
     pub fn sheets(&self) -> &[(String, bool)] {
         &self.sheets
+    }
+
+    /// Rows hidden in Excel in the sheet read (XLSX/XLSM only; `None` when the format does not
+    /// say). Hidden rows are read like any other row.
+    pub fn hidden_rows(&self) -> Option<&std::collections::BTreeSet<u64>> {
+        self.hidden_rows.as_ref()
     }
 }
 
@@ -340,6 +347,7 @@ fn make_reader(
     Reader {
         info,
         sheets,
+        hidden_rows: None,
         buffered: head.into_iter().skip(skip).collect(),
         src,
         user_col: layout.user_col,
@@ -483,7 +491,10 @@ fn open_workbook(
         let layout = find_layout(&head, opts.column.as_deref())
             .map_err(|e| layout_error(path, Some(name.clone()), e))?;
         info.sheet = Some(name);
-        return Ok(make_reader(info, sheets, head, layout, src));
+        return Ok(with_hidden(
+            make_reader(info, sheets, head, layout, src),
+            kind,
+        ));
     }
     // Default: the first visible sheet with a user column, then hidden ones.
     let mut order: Vec<&(String, bool)> = sheets.iter().filter(|(_, h)| !h).collect();
@@ -500,7 +511,10 @@ fn open_workbook(
         match find_layout(&head, opts.column.as_deref()) {
             Ok(layout) => {
                 info.sheet = Some(name.clone());
-                return Ok(make_reader(info, sheets.clone(), head, layout, src));
+                return Ok(with_hidden(
+                    make_reader(info, sheets.clone(), head, layout, src),
+                    kind,
+                ));
             }
             Err(e) => {
                 if first_err.is_none() {
@@ -516,6 +530,15 @@ fn open_workbook(
                the list was pasted in"
             .into(),
     }))
+}
+
+fn with_hidden(mut r: Reader, kind: workbook::Kind) -> Reader {
+    if kind == workbook::Kind::Xlsx {
+        if let Some(sheet) = &r.info.sheet {
+            r.hidden_rows = workbook::xlsx_hidden_rows(&r.info.path, sheet);
+        }
+    }
+    r
 }
 
 /// Marks invalid values, duplicates (same user twice) and excluded users.

@@ -215,6 +215,118 @@ impl Iterator for SheetRows {
     }
 }
 
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The value of attribute `name` (with any namespace prefix when `any_prefix`) in a tag.
+fn attr(tag: &str, name: &str, any_prefix: bool) -> Option<String> {
+    let mut from = 0;
+    while let Some(p) = tag[from..].find(&format!("{name}=\"")) {
+        let at = from + p;
+        let before = tag[..at].chars().last();
+        let ok = match before {
+            Some(c) if c.is_whitespace() => true,
+            Some(':') => any_prefix,
+            _ => false,
+        };
+        let start = at + name.len() + 2;
+        if ok {
+            let end = tag[start..].find('"')? + start;
+            return Some(unescape(&tag[start..end]));
+        }
+        from = start;
+    }
+    None
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+/// Tags named `name` (with or without a namespace prefix) in an XML text.
+fn tags<'a>(xml: &'a str, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    xml.match_indices('<').filter_map(move |(i, _)| {
+        let rest = &xml[i + 1..];
+        let local = match rest.find(|c: char| c.is_whitespace() || c == '>' || c == '/') {
+            Some(e) => &rest[..e],
+            None => return None,
+        };
+        let local = local.rsplit(':').next().unwrap_or(local);
+        if local != name {
+            return None;
+        }
+        let end = rest.find('>')?;
+        Some(&rest[..end])
+    })
+}
+
+/// Rows hidden in Excel (1-based numbers) in one sheet of an XLSX/XLSM file, read from the
+/// sheet's XML (calamine does not report them). `None` when it cannot be told.
+pub fn xlsx_hidden_rows(path: &Path, sheet: &str) -> Option<std::collections::BTreeSet<u64>> {
+    use std::io::Read;
+    let mut zip = zip::ZipArchive::new(BufReader::new(File::open(path).ok()?)).ok()?;
+    let mut text = |name: &str| -> Option<String> {
+        let mut s = String::new();
+        zip.by_name(name).ok()?.read_to_string(&mut s).ok()?;
+        Some(s)
+    };
+    let wb = text("xl/workbook.xml")?;
+    let rid = tags(&wb, "sheet")
+        .find(|t| attr(t, "name", false).as_deref() == Some(sheet))
+        .and_then(|t| attr(t, "id", true))?;
+    let rels = text("xl/_rels/workbook.xml.rels")?;
+    let target = tags(&rels, "Relationship")
+        .find(|t| attr(t, "Id", false).as_deref() == Some(rid.as_str()))
+        .and_then(|t| attr(t, "Target", false))?;
+    let part = match target.strip_prefix('/') {
+        Some(abs) => abs.to_string(),
+        None => format!("xl/{target}"),
+    };
+    let mut entry = zip.by_name(&part).ok()?;
+    // Stream the sheet: it can be large.
+    let mut hidden = std::collections::BTreeSet::new();
+    let mut row_no = 0u64;
+    let mut carry: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = entry.read(&mut chunk).ok()?;
+        carry.extend_from_slice(&chunk[..n]);
+        let mut i = 0;
+        let mut keep_from = None;
+        while let Some(p) = find(&carry[i..], b"<row") {
+            let start = i + p;
+            let Some(e) = find(&carry[start..], b">") else {
+                keep_from = Some(start);
+                break;
+            };
+            let tag = String::from_utf8_lossy(&carry[start..start + e]);
+            i = start + e + 1;
+            let next = tag.as_bytes().get(4).copied();
+            if !matches!(next, Some(b' ' | b'\t' | b'\r' | b'\n' | b'/') | None) {
+                continue; // <rowBreaks>, <rowFields>, ...
+            }
+            row_no = attr(&tag, "r", false)
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(row_no + 1);
+            let h = attr(&tag, "hidden", false);
+            if matches!(h.as_deref(), Some("1") | Some("true")) {
+                hidden.insert(row_no);
+            }
+        }
+        if n == 0 {
+            break;
+        }
+        let from = keep_from.unwrap_or_else(|| i.max(carry.len().saturating_sub(4)));
+        carry.drain(..from);
+    }
+    Some(hidden)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

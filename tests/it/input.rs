@@ -214,6 +214,10 @@ fn hr_export_skips_title_rows_and_counts_the_blank_hidden_row() {
     assert_eq!(v["counts"]["blank_rows_skipped"], 1);
     assert_eq!(v["blank_rows"], serde_json::json!([8]));
     assert_eq!(v["counts"]["rows"], 7);
+    // Row 8 is hidden and blank: no data row is hidden.
+    assert_eq!(v["hidden_rows"], serde_json::json!([]));
+    let (_, v) = validate_json(&fixture("libreoffice-export.ods"), &[]);
+    assert!(v["hidden_rows"].is_null());
 }
 
 #[test]
@@ -597,8 +601,16 @@ fn xlsx_formulas_rich_text_numbers_and_offsets() {
     ws.write_number(5, 2, 10233.0).unwrap();
     wb.save(&p).unwrap();
 
+    let out = validate(&p, &[]);
+    assert!(
+        out.stdout
+            .contains("Note: 1 row hidden in Excel (row 5) is read like any other row"),
+        "{}",
+        out.stdout
+    );
     let (code, v) = validate_json(&p, &[]);
     assert_eq!(code, 1);
+    assert_eq!(v["hidden_rows"], serde_json::json!([5]));
     assert_eq!(v["source"]["column_letter"], "D");
     assert_eq!(v["source"]["header_row"], 3);
     assert_eq!(
