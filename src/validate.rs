@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 use crate::cli::ValidateArgs;
 use crate::exit::ExitCode;
+use crate::input::normalize::printable;
 use crate::input::{self, InputError, ReadOptions, SourceInfo};
 use crate::model::{InputRow, RowStatus, UserRef};
 
@@ -201,10 +202,14 @@ fn to_text(
     }
     if let Some(s) = &info.sheet {
         let hidden = sheets.iter().any(|(n, h)| n == s && *h);
-        let others: Vec<String> = sheets.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+        let others: Vec<String> = sheets
+            .iter()
+            .map(|(n, _)| format!("\"{}\"", printable(n)))
+            .collect();
         let _ = writeln!(
             o,
-            "Sheet:         \"{s}\"{} (sheets: {})",
+            "Sheet:         \"{}\"{} (sheets: {})",
+            printable(s),
             if hidden { " (hidden in Excel)" } else { "" },
             others.join(", ")
         );
@@ -223,14 +228,15 @@ fn to_text(
     let _ = writeln!(
         o,
         "User column:   \"{}\" (column {})",
-        info.column, info.column_letter
+        printable(&info.column),
+        info.column_letter
     );
     let _ = writeln!(
         o,
         "State column:  {}",
         info.state_column
             .as_ref()
-            .map(|s| format!("\"{s}\" (per-row target; overrides --state)"))
+            .map(|s| format!("\"{}\" (per-row target; overrides --state)", printable(s)))
             .unwrap_or_else(|| "none".into())
     );
     if let Some(x) = &args.input.exclude {

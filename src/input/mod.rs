@@ -65,7 +65,7 @@ fn list_headers(headers: &[(String, String)]) -> String {
     }
     headers
         .iter()
-        .map(|(l, h)| format!("{l} \"{h}\""))
+        .map(|(l, h)| format!("{l} \"{}\"", normalize::printable(h)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -125,7 +125,7 @@ pub enum InputError {
     #[error("{path}: {message}", path = .path.display())]
     BadOption { path: PathBuf, message: String },
 
-    #[error("{path}: no sheet named \"{sheet}\". Sheets in this workbook: {available}. Use --sheet with one of these names.", path = .path.display(), available = .available.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", "))]
+    #[error("{path}: no sheet named \"{sheet}\". Sheets in this workbook: {available}. Use --sheet with one of these names.", path = .path.display(), available = .available.iter().map(|s| format!("\"{}\"", normalize::printable(s))).collect::<Vec<_>>().join(", "))]
     UnknownSheet {
         path: PathBuf,
         sheet: String,
@@ -563,9 +563,9 @@ impl Marker {
     pub fn for_source(excluded: HashSet<String>, info: &SourceInfo) -> Marker {
         let mut m = Marker::new(excluded);
         if !info.column.is_empty() {
-            m.column = Some(info.column.clone());
+            m.column = Some(normalize::printable(&info.column));
         }
-        m.state_column = info.state_column.clone();
+        m.state_column = info.state_column.as_deref().map(normalize::printable);
         m
     }
 
@@ -584,7 +584,10 @@ impl Marker {
                     .as_deref()
                     .map(|c| format!(" in column '{c}'"))
                     .unwrap_or_default();
-                format!("unknown MFA state '{s}'{col}: use Enabled, Enforced or Disabled (or leave it empty)")
+                format!(
+                    "unknown MFA state '{}'{col}: use Enabled, Enforced or Disabled (or leave it empty)",
+                    normalize::printable(s)
+                )
             }),
         };
         let user = match normalize::parse_user(&raw.input) {
@@ -650,7 +653,7 @@ pub fn read_exclusions(path: &Path, opts: &ReadOptions) -> Result<HashSet<String
                     path: path.to_path_buf(),
                     row: raw.row,
                     column,
-                    value: normalize::clean(&raw.input),
+                    value: normalize::printable(&normalize::clean(&raw.input)),
                 })
             }
         }

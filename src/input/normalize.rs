@@ -17,6 +17,20 @@ pub fn clean(s: &str) -> String {
     s.trim().to_string()
 }
 
+/// Text safe to print on a terminal or in a message: control characters (escape sequences,
+/// line breaks inside a cell) are shown escaped, e.g. `\u{1b}`.
+pub fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Whether a cell counts as empty.
 pub fn is_blank(s: &str) -> bool {
     s.chars().all(|c| c.is_whitespace() || is_invisible(c))
@@ -108,7 +122,7 @@ pub fn parse_user(raw: &str) -> Result<Option<UserRef>, String> {
     if is_address(&lower) {
         return Ok(Some(UserRef::Address(lower)));
     }
-    let shown = clean(raw);
+    let shown = printable(&clean(raw));
     let hint = if s.contains('@') && s.chars().any(char::is_whitespace) {
         " (it contains a space)"
     } else if s.matches('@').count() > 1 {
@@ -213,5 +227,9 @@ mod tests {
             "not an email address or object id: 'TBC'"
         );
         assert_eq!(parse_user("  \u{200b} ").unwrap(), None);
+        assert_eq!(
+            parse_user("\u{1b}[2Jx").unwrap_err(),
+            "not an email address or object id: '\\u{1b}[2Jx'"
+        );
     }
 }
