@@ -467,8 +467,7 @@ fn open_workbook(
     }
     let load =
         |book: &mut workbook::Book, name: &str| -> Result<(Vec<Row>, RowSource), InputError> {
-            let range = book.range(path, kind, name)?;
-            let mut src: RowSource = Box::new(workbook::SheetRows::new(range, path));
+            let mut src: RowSource = book.rows(path, kind, name)?;
             let head = read_head(&mut src)?;
             Ok((head, src))
         };

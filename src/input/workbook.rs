@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io::BufReader;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use calamine::{Data, Ods, Range, Reader as _, SheetVisible, Xls, Xlsb, Xlsx};
 
@@ -113,35 +113,134 @@ impl Book {
             .collect()
     }
 
-    pub fn range(
-        &mut self,
-        path: &Path,
-        kind: Kind,
-        name: &str,
-    ) -> Result<Range<Data>, InputError> {
-        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match self {
-            Book::Xlsx(b) => b.worksheet_range(name).map_err(|e| match e {
-                calamine::XlsxError::Password => password(path),
-                e => corrupt(path, kind, e),
-            }),
-            Book::Xlsb(b) => b.worksheet_range(name).map_err(|e| corrupt(path, kind, e)),
-            Book::Xls(b) => b.worksheet_range(name).map_err(|e| match e {
-                calamine::XlsError::Password => password(path),
-                e => corrupt(path, kind, e),
-            }),
-            Book::Ods(b) => b.worksheet_range(name).map_err(|e| match e {
-                calamine::OdsError::Password => password(path),
-                e => corrupt(path, kind, e),
-            }),
-        }));
-        let r = res.unwrap_or_else(|_| {
+    /// The rows of one sheet. XLSX is read cell by cell into sparse rows (calamine's dense
+    /// range would allocate every cell of the bounding box: a stray value in column XFD would
+    /// cost gigabytes); the other formats through calamine's range.
+    pub fn rows(&mut self, path: &Path, kind: Kind, name: &str) -> Result<BoxedRows, InputError> {
+        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+            || -> Result<BoxedRows, InputError> {
+                let range = match self {
+                    Book::Xlsx(b) => return Ok(Box::new(xlsx_sparse_rows(b, path, kind, name)?)),
+                    Book::Xlsb(b) => b.worksheet_range(name).map_err(|e| match e {
+                        calamine::XlsbError::Password => password(path),
+                        e => corrupt(path, kind, e),
+                    }),
+                    Book::Xls(b) => b.worksheet_range(name).map_err(|e| match e {
+                        calamine::XlsError::Password => password(path),
+                        e => corrupt(path, kind, e),
+                    }),
+                    Book::Ods(b) => b.worksheet_range(name).map_err(|e| match e {
+                        calamine::OdsError::Password => password(path),
+                        e => corrupt(path, kind, e),
+                    }),
+                }?;
+                Ok(Box::new(SheetRows::new(range)))
+            },
+        ));
+        res.unwrap_or_else(|_| {
             Err(corrupt(
                 path,
                 kind,
                 format!("sheet '{name}' could not be read"),
             ))
-        })?;
-        Ok(r)
+        })
+    }
+}
+
+/// Rows of a sheet, boxed.
+pub type BoxedRows = Box<dyn Iterator<Item = Result<Row, InputError>> + Send>;
+
+/// Reads an XLSX sheet cell by cell, keeping only rows that hold something.
+fn xlsx_sparse_rows(
+    book: &mut Xlsx<Rs>,
+    path: &Path,
+    kind: Kind,
+    name: &str,
+) -> Result<SparseRows, InputError> {
+    let map = |e: calamine::XlsxError| match e {
+        calamine::XlsxError::Password => password(path),
+        e => corrupt(path, kind, e),
+    };
+    let mut cells = book.worksheet_cells_reader(name).map_err(map)?;
+    let mut rows: Vec<Row> = Vec::new();
+    let mut in_order = true;
+    while let Some(cell) = cells.next_cell().map_err(map)? {
+        let (r, c) = cell.get_position();
+        let text = cell_text(&Data::from(cell.get_value().clone()));
+        if text.is_empty() {
+            continue;
+        }
+        let n = r as u64 + 1;
+        match rows.last() {
+            Some(last) if last.0 == n => {}
+            Some(last) => {
+                in_order &= last.0 < n;
+                rows.push((n, Vec::new()));
+            }
+            None => rows.push((n, Vec::new())),
+        }
+        if let Some((_, row)) = rows.last_mut() {
+            let c = c as usize;
+            if row.len() <= c {
+                row.resize(c + 1, String::new());
+            }
+            row[c] = text;
+        }
+    }
+    if !in_order {
+        // Rows written out of order: sort them and merge pieces of the same row.
+        rows.sort_by_key(|r| r.0);
+        let mut merged: Vec<Row> = Vec::with_capacity(rows.len());
+        for (n, cells) in rows {
+            match merged.last_mut() {
+                Some(last) if last.0 == n => {
+                    if last.1.len() < cells.len() {
+                        last.1.resize(cells.len(), String::new());
+                    }
+                    for (i, v) in cells.into_iter().enumerate() {
+                        if !v.is_empty() {
+                            last.1[i] = v;
+                        }
+                    }
+                }
+                _ => merged.push((n, cells)),
+            }
+        }
+        rows = merged;
+    }
+    Ok(SparseRows {
+        rows: rows.into_iter(),
+        next_row: None,
+        held: None,
+    })
+}
+
+/// Sparse rows in order, with the empty rows between them given back as blank rows.
+pub struct SparseRows {
+    rows: std::vec::IntoIter<Row>,
+    next_row: Option<u64>,
+    held: Option<Row>,
+}
+
+impl Iterator for SparseRows {
+    type Item = Result<Row, InputError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let row = match self.held.take() {
+            Some(r) => r,
+            None => self.rows.next()?,
+        };
+        match self.next_row {
+            Some(expected) if expected < row.0 => {
+                self.next_row = Some(expected + 1);
+                self.held = Some(row);
+                Some(Ok((expected, Vec::new())))
+            }
+            _ => {
+                self.next_row = Some(row.0 + 1);
+                Some(Ok(row))
+            }
+        }
     }
 }
 
@@ -183,18 +282,16 @@ pub struct SheetRows {
     next: usize,
     start_row: u32,
     start_col: u32,
-    _path: PathBuf,
 }
 
 impl SheetRows {
-    pub fn new(range: Range<Data>, path: &Path) -> SheetRows {
+    pub fn new(range: Range<Data>) -> SheetRows {
         let (start_row, start_col) = range.start().unwrap_or((0, 0));
         SheetRows {
             range,
             next: 0,
             start_row,
             start_col,
-            _path: path.to_path_buf(),
         }
     }
 }

@@ -622,6 +622,23 @@ fn xlsx_formulas_rich_text_numbers_and_offsets() {
 }
 
 #[test]
+fn a_stray_cell_far_away_is_reported_not_a_memory_blowup() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("stray.xlsx");
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    ws.write_string(0, 0, "Email").unwrap();
+    ws.write_string(1, 0, "a@x.example").unwrap();
+    ws.write_string(1_048_575, 16_383, "x").unwrap(); // XFD1048576
+    wb.save(&p).unwrap();
+    let (code, v) = validate_json(&p, &[]);
+    assert_eq!(code, 1);
+    assert_eq!(users(&v), vec![(2, "a@x.example".into())]);
+    assert_eq!(v["problems"][0]["row"], 1_048_576);
+    assert_eq!(v["problems"][0]["reason"], "no user in column 'Email'");
+}
+
+#[test]
 fn default_sheet_is_the_first_with_a_user_column() {
     use rust_xlsxwriter::Workbook;
     let dir = tempfile::tempdir().unwrap();
