@@ -211,6 +211,7 @@ pub struct Reader {
     user_col: usize,
     state_col: Option<usize>,
     pending_blank: Vec<u64>,
+    pending_count: u64,
     blank_count: u64,
     blank_rows: Vec<u64>,
     done: bool,
@@ -263,15 +264,16 @@ impl Iterator for Reader {
             };
             let (n, cells) = row;
             if cells.iter().all(|c| normalize::is_blank(c)) {
-                self.pending_blank.push(n);
+                // Counted only once a data row follows (trailing blank rows are not counted).
+                if self.blank_rows.len() + self.pending_blank.len() < BLANK_ROWS_KEPT {
+                    self.pending_blank.push(n);
+                }
+                self.pending_count += 1;
                 continue;
             }
-            self.blank_count += self.pending_blank.len() as u64;
-            for b in self.pending_blank.drain(..) {
-                if self.blank_rows.len() < BLANK_ROWS_KEPT {
-                    self.blank_rows.push(b);
-                }
-            }
+            self.blank_count += self.pending_count;
+            self.pending_count = 0;
+            self.blank_rows.append(&mut self.pending_blank);
             let input = cells.get(self.user_col).cloned().unwrap_or_default();
             let state = self
                 .state_col
@@ -353,6 +355,7 @@ fn make_reader(
         user_col: layout.user_col,
         state_col: layout.state_col.map(|(c, _)| c),
         pending_blank: Vec::new(),
+        pending_count: 0,
         blank_count: 0,
         blank_rows: Vec::new(),
         done: false,
