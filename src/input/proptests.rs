@@ -109,6 +109,31 @@ proptest! {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// With no --delimiter, the delimiter written is the one found, and rows come back whole.
+    #[test]
+    fn the_delimiter_written_is_the_one_sniffed(
+        rows in proptest::collection::vec(
+            ("[a-z]{1,6}@[a-z]{1,5}\\.example", "[A-Za-z ,;|'-]{0,12}"), 1..20),
+        delim in prop_oneof![Just(b','), Just(b';'), Just(b'\t'), Just(b'|')],
+    ) {
+        let mut w = csv::WriterBuilder::new().delimiter(delim).from_writer(Vec::new());
+        w.write_record(["Name", "Email", "Dept"]).unwrap();
+        for (mail, name) in &rows {
+            w.write_record([name.as_str(), mail.as_str(), "IT"]).unwrap();
+        }
+        let bytes = w.into_inner().unwrap();
+        let (_dir, path) = temp_with(&bytes, "sniff.csv");
+        let reader = open(&path, &ReadOptions::default()).unwrap();
+        prop_assert_eq!(reader.info.delimiter, Some(delim as char));
+        let got: Vec<String> = reader.map(|r| r.unwrap().input).collect();
+        let want: Vec<String> = rows.iter().map(|(m, _)| m.clone()).collect();
+        prop_assert_eq!(got, want);
+    }
+}
+
+proptest! {
     #![proptest_config(ProptestConfig { cases: 32, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
@@ -150,4 +175,106 @@ proptest! {
 fn reader_can_move_between_threads() {
     fn is_send<T: Send>() {}
     is_send::<Reader>();
+}
+
+fn raw(row: u64, input: &str, state: Option<&str>) -> RawRow {
+    RawRow {
+        row,
+        input: input.into(),
+        state: state.map(String::from),
+    }
+}
+
+#[test]
+fn marker_precedence_excluded_then_invalid_state_then_duplicate() {
+    let excluded: HashSet<String> = ["bg@x.example".to_string()].into();
+    let mut m = Marker::new(excluded);
+    let a = crate::model::UserRef::Address("a@x.example".into());
+    assert_eq!(
+        m.mark(raw(2, "A@x.example", Some("Enforced"))).unwrap(),
+        InputRow {
+            row: 2,
+            input: "A@x.example".into(),
+            state: Some(MfaState::Enforced),
+            status: RowStatus::Ok(a.clone()),
+        }
+    );
+    assert_eq!(
+        m.mark(raw(3, " a@x.example ", None)).unwrap().status,
+        RowStatus::Duplicate {
+            first_row: 2,
+            user: a
+        }
+    );
+    // Excluded wins over duplicate and over a bad state.
+    let bg = crate::model::UserRef::Address("bg@x.example".into());
+    for r in [
+        raw(4, "bg@x.example", None),
+        raw(5, "BG@x.example", Some("Maybe")),
+    ] {
+        assert_eq!(
+            m.mark(r).unwrap().status,
+            RowStatus::Excluded { user: bg.clone() }
+        );
+    }
+    match m.mark(raw(6, "c@x.example", Some("on"))).unwrap().status {
+        RowStatus::Invalid { reason } => {
+            assert!(reason.contains("unknown MFA state 'on'"), "{reason}")
+        }
+        s => panic!("{s:?}"),
+    }
+    // A row with a bad state is not remembered as the first occurrence.
+    assert!(matches!(
+        m.mark(raw(7, "c@x.example", None)).unwrap().status,
+        RowStatus::Ok(_)
+    ));
+    match m.mark(raw(8, "", Some("Enabled"))).unwrap().status {
+        RowStatus::Invalid { reason } => assert_eq!(reason, "no user in the user column"),
+        s => panic!("{s:?}"),
+    }
+}
+
+#[test]
+fn read_all_marks_the_sample_as_the_spec_says() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (info, rows) = read_all(
+        &root.join("samples/new-starters.xlsx"),
+        &ReadOptions::default(),
+        Some(&root.join("samples/exclusions.csv")),
+    )
+    .unwrap();
+    assert_eq!(info.sheet.as_deref(), Some("New starters"));
+    assert_eq!(
+        (info.column.as_str(), info.column_letter.as_str()),
+        ("Work email", "D")
+    );
+    assert_eq!(info.header_row, Some(4));
+    assert_eq!(rows.len(), 15);
+    assert_eq!(rows.first().map(|r| r.row), Some(5));
+    assert_eq!(rows.last().map(|r| r.row), Some(19));
+    assert!(matches!(
+        rows[11].status,
+        RowStatus::Duplicate { first_row: 5, .. }
+    ));
+    assert!(matches!(rows[13].status, RowStatus::Invalid { .. }));
+    assert!(matches!(rows[14].status, RowStatus::Excluded { .. }));
+    assert_eq!(rows[1].input, "MATHEO.DURAND@NORTHWIND.EXAMPLE");
+
+    let (_, rows) = read_all(
+        &root.join("samples/legacy-portal-bulk.csv"),
+        &ReadOptions::default(),
+        None,
+    )
+    .unwrap();
+    let states: Vec<_> = rows.iter().map(|r| r.state.clone()).collect();
+    assert_eq!(
+        states,
+        [
+            Some(MfaState::Enabled),
+            Some(MfaState::Enforced),
+            Some(MfaState::Enforced),
+            Some(MfaState::Disabled),
+            Some(MfaState::Enabled)
+        ]
+    );
 }
