@@ -818,6 +818,16 @@ fn unusable_files_exit_2_naming_the_file_and_what_to_do() {
 }
 
 #[test]
+fn a_real_password_protected_workbook_is_refused_with_what_to_do() {
+    let p = fixture("password-protected.xlsx");
+    assert_unusable(
+        &validate(&p, &[]),
+        &p,
+        &["password-protected", "save an unprotected copy"],
+    );
+}
+
+#[test]
 fn json_errors_are_json_too() {
     let dir = tempfile::tempdir().unwrap();
     let empty = write(&dir, "empty.csv", b"");
