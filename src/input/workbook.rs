@@ -429,6 +429,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn hidden_rows_are_read_from_the_sheet_xml() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hr-new-starters.xlsx");
+        let rows = xlsx_hidden_rows(&p, "New starters").unwrap();
+        assert_eq!(rows.into_iter().collect::<Vec<_>>(), [8]);
+        assert!(xlsx_hidden_rows(&p, "Leavers").unwrap().is_empty());
+        assert!(xlsx_hidden_rows(&p, "Nope").is_none());
+        assert_eq!(
+            attr(r#"sheet name="A &amp; B" r:id="rId2""#, "name", false).as_deref(),
+            Some("A & B")
+        );
+        assert_eq!(
+            attr(r#"sheet name="A" sheetId="1" r:id="rId2""#, "id", true).as_deref(),
+            Some("rId2")
+        );
+    }
+
+    #[test]
     fn numbers_print_as_admins_typed_them() {
         assert_eq!(cell_text(&Data::Float(10231.0)), "10231");
         assert_eq!(cell_text(&Data::Float(0.5)), "0.5");
