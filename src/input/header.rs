@@ -53,12 +53,33 @@ fn bracketed(s: &str) -> Option<&str> {
     Some(&s[open + 1..close])
 }
 
+/// Without `(…)` parts: "E-mail (work)" → "E-mail ".
+fn without_parens(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut depth = 0usize;
+    for c in s.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The comparable form of a header: the `[…]` part of an Entra template header if any, else
+/// the header without `(…)` parts, normalised.
+fn header_key(h: &str) -> String {
+    match bracketed(h) {
+        Some(inner) => norm_header(inner),
+        None => norm_header(&without_parens(h)),
+    }
+}
+
 /// 1 = sign-in name (UPN), 2 = mail address, 3 = object id. `None`: not a user header.
 pub fn user_header_tier(h: &str) -> Option<u8> {
-    let n = match bracketed(h) {
-        Some(inner) => norm_header(inner),
-        None => norm_header(h),
-    };
+    let n = header_key(h);
     match n.as_str() {
         "upn"
         | "userprincipalname"
@@ -77,10 +98,7 @@ pub fn user_header_tier(h: &str) -> Option<u8> {
 
 /// Whether a header names a per-row MFA state.
 pub fn is_state_header(h: &str) -> bool {
-    let n = match bracketed(h) {
-        Some(inner) => norm_header(inner),
-        None => norm_header(h),
-    };
+    let n = header_key(h);
     matches!(
         n.as_str(),
         "mfastatus"
@@ -376,6 +394,8 @@ mod tests {
             assert!(user_header_tier(h).is_some(), "{h}");
         }
         assert!(user_header_tier("Employee ID").is_none());
+        assert!(user_header_tier("Manager email").is_none());
+        assert!(user_header_tier("(").is_none());
         assert!(user_header_tier("Name [displayName] Required").is_none());
         for h in [
             "MFA Status",
