@@ -87,9 +87,7 @@ impl GraphConfig {
     /// from files or the environment, never from plain flags.
     pub fn from_args(args: &GraphArgs) -> Result<GraphConfig, GraphError> {
         let _ = args;
-        Err(GraphError::Config(
-            "the Graph client is not built yet".into(),
-        ))
+        Err(GraphError::Config("the Graph client is not built yet".into()))
     }
 }
 
@@ -217,9 +215,7 @@ impl Graph {
     /// Signs in (fetches the first token) and reads the identity from it.
     pub async fn connect(cfg: GraphConfig) -> Result<Graph, GraphError> {
         let _ = cfg;
-        Err(GraphError::Config(
-            "the Graph client is not built yet".into(),
-        ))
+        Err(GraphError::Config("the Graph client is not built yet".into()))
     }
 
     pub fn identity(&self) -> Identity {
@@ -239,10 +235,7 @@ impl Graph {
 
     /// Every user, in pages of 999, with the fields needed to match spreadsheet values.
     /// `progress(n)` is called with the number of users fetched so far.
-    pub async fn list_users(
-        &self,
-        progress: &mut (dyn FnMut(u64) + Send),
-    ) -> Result<Vec<User>, CallError> {
+    pub async fn list_users(&self, progress: &mut (dyn FnMut(u64) + Send)) -> Result<Vec<User>, CallError> {
         let _ = progress;
         unimplemented!()
     }
