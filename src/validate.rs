@@ -225,12 +225,20 @@ fn to_text(
             );
         }
     }
-    let _ = writeln!(
-        o,
-        "User column:   \"{}\" (column {})",
-        printable(&info.column),
-        info.column_letter
-    );
+    if info.header_row.is_none() && info.column == info.column_letter {
+        let _ = writeln!(
+            o,
+            "User column:   column {} (no header)",
+            info.column_letter
+        );
+    } else {
+        let _ = writeln!(
+            o,
+            "User column:   \"{}\" (column {})",
+            printable(&info.column),
+            info.column_letter
+        );
+    }
     let _ = writeln!(
         o,
         "State column:  {}",

@@ -447,6 +447,13 @@ fn a_headerless_list_starts_at_row_one() {
     );
     assert_eq!(v["blank_rows"], serde_json::json!([3]));
     assert_eq!(v["problems"][0]["row"], 4);
+    let out = validate(&p, &[]);
+    assert!(out.stdout.contains("Header row:    none"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("User column:   column A (no header)"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
