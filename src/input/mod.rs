@@ -106,7 +106,7 @@ pub enum InputError {
         source: std::io::Error,
     },
 
-    #[error("{path}: the file is empty (0 bytes). Export the user list again.", path = .path.display())]
+    #[error("{path}: the file is empty (no data, or only blank lines). Export the user list again.", path = .path.display())]
     Empty { path: PathBuf },
 
     #[error("{path}: password-protected (encrypted) workbook: it cannot be read. Open it in Excel, save an unprotected copy (File › Info › Protect Workbook › Encrypt with Password: clear the password) or export it as CSV, and use that copy.", path = .path.display())]
