@@ -171,6 +171,26 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// A damaged workbook (flipped bytes anywhere) is an error or still read, never a crash.
+    #[test]
+    fn damaged_workbooks_do_not_crash(
+        which in prop_oneof![Just("hr-new-starters.xlsx"), Just("libreoffice-export.ods"), Just("libreoffice-export.xls")],
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+    ) {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut bytes = std::fs::read(root.join("tests/fixtures").join(which)).unwrap();
+        for (i, b) in flips {
+            let at = i.index(bytes.len());
+            bytes[at] ^= b | 1;
+        }
+        let (_dir, path) = temp_with(&bytes, which);
+        let _ = read_everything(&path, &ReadOptions::default());
+    }
+}
+
 #[test]
 fn reader_can_move_between_threads() {
     fn is_send<T: Send>() {}

@@ -48,6 +48,34 @@ pub enum Book {
     Ods(Ods<Rs>),
 }
 
+/// calamine (and zip) panic on some damaged files; we catch those panics and report the file as
+/// unreadable. This hook keeps their panic messages off the admin's screen; every other panic
+/// goes to the hook that was installed before.
+fn quiet_reader_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let from_reader = info.location().is_some_and(|l| {
+                let f = l.file().replace('\\', "/");
+                f.contains("/calamine-") || f.contains("/zip-")
+            });
+            if !from_reader {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Runs a workbook reader, turning its panic into an error.
+fn guarded<T>(
+    f: impl FnOnce() -> Result<T, InputError>,
+    on_panic: impl FnOnce() -> InputError,
+) -> Result<T, InputError> {
+    quiet_reader_panics();
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| Err(on_panic()))
+}
+
 fn corrupt(path: &Path, kind: Kind, detail: impl std::fmt::Display) -> InputError {
     InputError::Corrupt {
         path: path.to_path_buf(),
@@ -74,8 +102,8 @@ impl Book {
                 File::open(path).map_err(|e| InputError::io(path, e))?,
             ))
         };
-        // calamine can panic on some malformed files; a panic must become an error.
-        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+        // calamine can panic on some damaged files; a panic must become an error.
+        guarded(
             || -> Result<Book, InputError> {
                 Ok(match kind {
                     Kind::Xlsx => Book::Xlsx(Xlsx::new(rs()?).map_err(|e| match e {
@@ -96,8 +124,8 @@ impl Book {
                     })?),
                 })
             },
-        ));
-        res.unwrap_or_else(|_| Err(corrupt(path, kind, "the reader failed on its contents")))
+            || corrupt(path, kind, "the reader failed on its contents"),
+        )
     }
 
     /// Sheet names in workbook order, with whether each is hidden.
@@ -117,7 +145,7 @@ impl Book {
     /// range would allocate every cell of the bounding box: a stray value in column XFD would
     /// cost gigabytes); the other formats through calamine's range.
     pub fn rows(&mut self, path: &Path, kind: Kind, name: &str) -> Result<BoxedRows, InputError> {
-        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+        guarded(
             || -> Result<BoxedRows, InputError> {
                 let range = match self {
                     Book::Xlsx(b) => return Ok(Box::new(xlsx_sparse_rows(b, path, kind, name)?)),
@@ -136,14 +164,8 @@ impl Book {
                 }?;
                 Ok(Box::new(SheetRows::new(range)))
             },
-        ));
-        res.unwrap_or_else(|_| {
-            Err(corrupt(
-                path,
-                kind,
-                format!("sheet '{name}' could not be read"),
-            ))
-        })
+            || corrupt(path, kind, format!("sheet '{name}' could not be read")),
+        )
     }
 }
 
@@ -365,6 +387,13 @@ fn tags<'a>(xml: &'a str, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
 /// Rows hidden in Excel (1-based numbers) in one sheet of an XLSX/XLSM file, read from the
 /// sheet's XML (calamine does not report them). `None` when it cannot be told.
 pub fn xlsx_hidden_rows(path: &Path, sheet: &str) -> Option<std::collections::BTreeSet<u64>> {
+    quiet_reader_panics();
+    std::panic::catch_unwind(|| hidden_rows_unguarded(path, sheet))
+        .ok()
+        .flatten()
+}
+
+fn hidden_rows_unguarded(path: &Path, sheet: &str) -> Option<std::collections::BTreeSet<u64>> {
     use std::io::Read;
     let mut zip = zip::ZipArchive::new(BufReader::new(File::open(path).ok()?)).ok()?;
     let mut text = |name: &str| -> Option<String> {
