@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rust_xlsxwriter::{ExcelDateTime, Format, Workbook, XlsxError};
+use rust_xlsxwriter::{DocProperties, ExcelDateTime, Format, Workbook, XlsxError};
 
 /// (Employee ID, First name, Last name, Work email, Department, Start date (y, m, d), Manager)
 type Starter = (
@@ -160,6 +160,15 @@ const STARTERS: &[Starter] = &[
 
 fn new_starters(path: &Path) -> Result<(), XlsxError> {
     let mut wb = Workbook::new();
+    // A fixed creation time, so that rebuilding gives the same bytes.
+    let created = ExcelDateTime::from_ymd(2026, 11, 2)?.and_hms(9, 0, 0)?;
+    wb.set_properties(
+        &DocProperties::new()
+            .set_title("New starters, November 2026")
+            .set_author("People Team")
+            .set_company("Northwind Traders")
+            .set_creation_datetime(&created),
+    );
     let bold = Format::new().set_bold();
     let title = Format::new().set_bold().set_font_size(14);
     let date = Format::new().set_num_format("yyyy-mm-dd");
