@@ -45,6 +45,8 @@ pub struct Findings {
     /// Rows read (users or problems) that are hidden in Excel (first 1,000).
     pub hidden_rows: Vec<u64>,
     pub hidden_count: u64,
+    /// Row number of the first row read.
+    pub first_row: Option<u64>,
 }
 
 impl Findings {
@@ -58,6 +60,7 @@ impl Findings {
 
     fn add(&mut self, row: InputRow) {
         self.rows += 1;
+        self.first_row.get_or_insert(row.row);
         match &row.status {
             RowStatus::Ok(_) => {
                 self.ok += 1;
@@ -297,6 +300,17 @@ fn to_text(
                 "  … {} more problems not listed (the first {PROBLEMS_SHOWN} are shown)",
                 f.problems_total() - f.problems.len() as u64
             );
+        }
+        // A headerless read whose first row is not a user: maybe it is a header we do not know.
+        if let (None, Some(first)) = (info.header_row, f.problems.first()) {
+            if Some(first.row) == f.first_row && matches!(first.status, RowStatus::Invalid { .. }) {
+                let _ = writeln!(
+                    o,
+                    "  Hint: if row {} is the header, name the column: --column \"{}\"",
+                    first.row,
+                    printable(input::normalize::clean(&first.input).as_str())
+                );
+            }
         }
     }
     if f.blank_rows > 0 {

@@ -457,6 +457,34 @@ fn a_headerless_list_starts_at_row_one() {
 }
 
 #[test]
+fn an_unknown_header_above_addresses_gets_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        &dir,
+        "accounts.csv",
+        b"Account\nzoe@x.example\nliam@x.example\n",
+    );
+    let out = validate(&p, &[]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stdout
+            .contains("row 1      invalid     not an email address or object id: 'Account'"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("Hint: if row 1 is the header, name the column: --column \"Account\""),
+        "{}",
+        out.stdout
+    );
+    let (code, v) = validate_json(&p, &["--column", "Account"]);
+    assert_eq!(code, 0);
+    assert_eq!(v["source"]["header_row"], 1);
+    assert_eq!(users(&v).len(), 2);
+}
+
+#[test]
 fn column_by_name_or_by_letter() {
     for col in ["work e-mail", "Work E-mail", "C", "c"] {
         let (code, v) = validate_json(&fixture("hr-new-starters.xlsx"), &["--column", col]);
