@@ -14,6 +14,7 @@ pub mod report;
 pub mod resolve;
 pub mod run;
 pub mod sim;
+pub mod validate;
 
 pub use exit::ExitCode;
 pub use run::run;

@@ -17,6 +17,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::Success)
         }
         Command::Sim(args) => crate::sim::run_cli(&args),
+        Command::Validate(args) => crate::validate::run(&args),
         _ => anyhow::bail!("not built yet"),
     }
 }
