@@ -663,22 +663,23 @@ pub fn read_exclusions(path: &Path, opts: &ReadOptions) -> Result<HashSet<String
     Ok(keys)
 }
 
-/// Everything the engine needs: the source info and every row, marked.
+/// Everything the engine needs: the source info, every row (marked), and the exclusion keys
+/// (the engine also matches them against every address of a resolved user).
 pub fn read_all(
     path: &Path,
     opts: &ReadOptions,
     exclude: Option<&Path>,
-) -> Result<(SourceInfo, Vec<InputRow>), InputError> {
+) -> Result<(SourceInfo, Vec<InputRow>, HashSet<String>), InputError> {
     let excluded = match exclude {
         Some(p) => read_exclusions(p, &ReadOptions::default())?,
         None => HashSet::new(),
     };
     let mut reader = open(path, opts)?;
     let info = reader.info.clone();
-    let mut marker = Marker::for_source(excluded, &info);
+    let mut marker = Marker::for_source(excluded.clone(), &info);
     let mut rows = Vec::new();
     for raw in &mut reader {
         rows.push(marker.mark(raw?)?);
     }
-    Ok((info, rows))
+    Ok((info, rows, excluded))
 }

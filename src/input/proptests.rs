@@ -257,7 +257,7 @@ fn marker_precedence_excluded_then_invalid_state_then_duplicate() {
 #[test]
 fn read_all_marks_the_sample_as_the_spec_says() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let (info, rows) = read_all(
+    let (info, rows, _) = read_all(
         &root.join("samples/new-starters.xlsx"),
         &ReadOptions::default(),
         Some(&root.join("samples/exclusions.csv")),
@@ -280,7 +280,7 @@ fn read_all_marks_the_sample_as_the_spec_says() {
     assert!(matches!(rows[14].status, RowStatus::Excluded { .. }));
     assert_eq!(rows[1].input, "MATHEO.DURAND@NORTHWIND.EXAMPLE");
 
-    let (_, rows) = read_all(
+    let (_, rows, _) = read_all(
         &root.join("samples/legacy-portal-bulk.csv"),
         &ReadOptions::default(),
         None,

@@ -25,7 +25,12 @@ fn readme_first_command_runs_the_whole_job_on_the_samples() {
     // Exactly the README's command (run from the repository, result into a temp dir).
     let out = dir.path().join("result.csv");
     crate::common::bin(&repo(""))
-        .args(["apply", "samples/new-starters.xlsx", "--exclude", "samples/exclusions.csv"])
+        .args([
+            "apply",
+            "samples/new-starters.xlsx",
+            "--exclude",
+            "samples/exclusions.csv",
+        ])
         .args(["--sim", "--yes", "-o"])
         .arg(&out)
         .assert()
@@ -49,11 +54,17 @@ fn readme_first_command_runs_the_whole_job_on_the_samples() {
         assert_eq!(r["outcome"], outcome, "{input}: {r:?}");
         assert_eq!(r["state_after"], after, "{input}: {r:?}");
     }
-    assert_eq!(row(&rows, "oskar.berg@northwind.example")["outcome"], "not-found");
+    assert_eq!(
+        row(&rows, "oskar.berg@northwind.example")["outcome"],
+        "not-found"
+    );
     assert_eq!(row(&rows, "info@northwind.example")["outcome"], "skipped");
     assert!(row(&rows, "info@northwind.example")["error"].contains("ambiguous"));
     assert_eq!(row(&rows, "TBC")["outcome"], "invalid");
-    assert_eq!(row(&rows, "breakglass01@northwind.example")["outcome"], "excluded");
+    assert_eq!(
+        row(&rows, "breakglass01@northwind.example")["outcome"],
+        "excluded"
+    );
     let dup: Vec<_> = rows
         .iter()
         .filter(|r| r["input"] == "zoe.lindqvist@northwind.example")
@@ -99,7 +110,10 @@ fn dry_run_writes_nothing_and_shows_what_would_change() {
     assert_eq!(zoe["action"], "set-enabled");
     assert_eq!(zoe["state_before"], "disabled");
     // Per-row states from the legacy file's "MFA Status" column.
-    assert_eq!(row(&rows, "matheo.durand@northwind.example")["target_state"], "enforced");
+    assert_eq!(
+        row(&rows, "matheo.durand@northwind.example")["target_state"],
+        "enforced"
+    );
     let nadia = row(&rows, "nadia.haddad@northwind.example");
     assert_eq!(nadia["target_state"], "disabled");
     assert_eq!(nadia["outcome"], "would-change");
@@ -133,9 +147,18 @@ fn apply_reaches_the_target_writes_each_user_once_and_never_weakens_enforced() {
     assert_eq!(sim.counters().writes, 3);
     assert_eq!(sim.max_writes_per_user(), 1);
     let rows = read_csv(&dir.path().join("r1.csv"));
-    assert_eq!(row(&rows, "priya.raman@northwind.example")["outcome"], "no-change");
-    assert_eq!(row(&rows, "zoe.lindqvist@northwind.example")["mfa_registered"], "yes");
-    assert_eq!(row(&rows, "liam.o'connor@northwind.example")["mfa_registered"], "no");
+    assert_eq!(
+        row(&rows, "priya.raman@northwind.example")["outcome"],
+        "no-change"
+    );
+    assert_eq!(
+        row(&rows, "zoe.lindqvist@northwind.example")["mfa_registered"],
+        "yes"
+    );
+    assert_eq!(
+        row(&rows, "liam.o'connor@northwind.example")["mfa_registered"],
+        "no"
+    );
 
     // Running it again changes nobody.
     sim.cmd(dir.path())
@@ -156,7 +179,10 @@ fn excluded_users_are_never_touched_even_when_listed_by_another_address() {
     let input = csv_of(
         dir.path(),
         "users.csv",
-        &["amara.okafor@northwind.example", "breakglass01@northwind.example"],
+        &[
+            "amara.okafor@northwind.example",
+            "breakglass01@northwind.example",
+        ],
     );
     // The exclusion names her UPN; the input has her mail address.
     let excl = csv_of(dir.path(), "excl.csv", &["aokafor@northwind.example"]);
@@ -170,8 +196,14 @@ fn excluded_users_are_never_touched_even_when_listed_by_another_address() {
         .success();
     assert_eq!(sim.state("aokafor@northwind.example"), "disabled");
     let rows = read_csv(&dir.path().join("r.csv"));
-    assert_eq!(row(&rows, "amara.okafor@northwind.example")["outcome"], "excluded");
-    assert_eq!(row(&rows, "breakglass01@northwind.example")["outcome"], "changed");
+    assert_eq!(
+        row(&rows, "amara.okafor@northwind.example")["outcome"],
+        "excluded"
+    );
+    assert_eq!(
+        row(&rows, "breakglass01@northwind.example")["outcome"],
+        "changed"
+    );
 }
 
 #[test]
@@ -181,7 +213,10 @@ fn apply_with_plan_reports_drift_and_leaves_drifted_users_alone() {
     let input = csv_of(
         dir.path(),
         "users.csv",
-        &["liam.o'connor@northwind.example", "hyper.link@northwind.example"],
+        &[
+            "liam.o'connor@northwind.example",
+            "hyper.link@northwind.example",
+        ],
     );
     sim.cmd(dir.path())
         .arg("dry-run")
@@ -190,7 +225,11 @@ fn apply_with_plan_reports_drift_and_leaves_drifted_users_alone() {
         .assert()
         .success();
     // Someone else changes Liam in between.
-    let other = csv_of(dir.path(), "other.csv", &["liam.o'connor@northwind.example"]);
+    let other = csv_of(
+        dir.path(),
+        "other.csv",
+        &["liam.o'connor@northwind.example"],
+    );
     sim.cmd(dir.path())
         .arg("apply")
         .arg(&other)
@@ -205,8 +244,14 @@ fn apply_with_plan_reports_drift_and_leaves_drifted_users_alone() {
         .assert()
         .code(1);
     let rows = read_csv(&dir.path().join("r.csv"));
-    assert_eq!(row(&rows, "liam.o'connor@northwind.example")["outcome"], "drifted");
-    assert_eq!(row(&rows, "hyper.link@northwind.example")["outcome"], "changed");
+    assert_eq!(
+        row(&rows, "liam.o'connor@northwind.example")["outcome"],
+        "drifted"
+    );
+    assert_eq!(
+        row(&rows, "hyper.link@northwind.example")["outcome"],
+        "changed"
+    );
     assert_eq!(sim.counters().writes, writes_before + 1);
     assert_eq!(sim.state("liam.o'connor@northwind.example"), "enforced");
 }
@@ -252,7 +297,10 @@ fn result_file_is_not_overwritten_without_force() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("--force"));
-    assert_eq!(fs::read_to_string(dir.path().join("r.csv")).unwrap(), "precious");
+    assert_eq!(
+        fs::read_to_string(dir.path().join("r.csv")).unwrap(),
+        "precious"
+    );
     assert_eq!(sim.counters().http_requests, 0);
     sim.cmd(dir.path())
         .arg("dry-run")
@@ -269,7 +317,11 @@ fn revert_puts_changed_users_back() {
     let input = csv_of(
         dir.path(),
         "users.csv",
-        &["zoe.lindqvist@northwind.example", "liam.o'connor@northwind.example", "priya.raman@northwind.example"],
+        &[
+            "zoe.lindqvist@northwind.example",
+            "liam.o'connor@northwind.example",
+            "priya.raman@northwind.example",
+        ],
     );
     sim.cmd(dir.path())
         .arg("apply")
@@ -286,16 +338,29 @@ fn revert_puts_changed_users_back() {
     assert_eq!(sim.state("liam.o'connor@northwind.example"), "disabled");
     assert_eq!(sim.state("priya.raman@northwind.example"), "enforced");
     let rows = read_csv(&dir.path().join("revert.csv"));
-    assert_eq!(row(&rows, "liam.o'connor@northwind.example")["outcome"], "changed");
-    assert_eq!(row(&rows, "liam.o'connor@northwind.example")["state_after"], "disabled");
-    assert_eq!(row(&rows, "priya.raman@northwind.example")["outcome"], "no-change");
+    assert_eq!(
+        row(&rows, "liam.o'connor@northwind.example")["outcome"],
+        "changed"
+    );
+    assert_eq!(
+        row(&rows, "liam.o'connor@northwind.example")["state_after"],
+        "disabled"
+    );
+    assert_eq!(
+        row(&rows, "priya.raman@northwind.example")["outcome"],
+        "no-change"
+    );
 }
 
 #[test]
 fn state_disabled_turns_mfa_off_only_when_asked() {
     let sim = TestSim::sample();
     let dir = tempfile::tempdir().unwrap();
-    let input = csv_of(dir.path(), "leavers.csv", &["nadia.haddad@northwind.example"]);
+    let input = csv_of(
+        dir.path(),
+        "leavers.csv",
+        &["nadia.haddad@northwind.example"],
+    );
     sim.cmd(dir.path())
         .arg("apply")
         .arg(&input)
@@ -326,7 +391,9 @@ fn read_only_app_is_a_permission_error_before_any_write() {
     .args(["--yes", "-o", "r.csv"])
     .assert()
     .code(3)
-    .stderr(predicate::str::contains("Policy.ReadWrite.AuthenticationMethod"));
+    .stderr(predicate::str::contains(
+        "Policy.ReadWrite.AuthenticationMethod",
+    ));
     assert_eq!(sim.counters().writes, 0);
 }
 
