@@ -288,7 +288,7 @@ mod tests {
         assert_eq!(Cost::GET_ONE.ru, 1);
         assert_eq!(Cost::get_list(false).ru, 2);
         assert_eq!(Cost::get_list(true).ru, 1);
-        assert!(Cost::WRITE.write && Cost::WRITE.ru == 1);
+        assert_eq!(Cost::WRITE, Cost { ru: 1, write: true });
     }
 
     #[tokio::test]
