@@ -31,6 +31,7 @@ mod transport;
 
 pub use errors::parse_retry_after;
 pub use ops::{user_path, USER_SELECT};
+
 pub use transport::{BACKOFF_CAP, BATCH_MAX, MAX_THROTTLED, MAX_TRIES};
 
 /// A secret (client secret, certificate password, access token). Never printed: `Debug` and
