@@ -223,7 +223,7 @@ impl Auth {
             .as_f64()
             .or_else(|| body["expires_in"].as_str().and_then(|s| s.parse().ok()))
             .unwrap_or(3599.0)
-            .max(1.0);
+            .max(0.1);
         Ok((
             Secret::new(access),
             Duration::from_secs_f64(secs),
