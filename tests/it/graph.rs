@@ -465,3 +465,67 @@ async fn check_command_exit_codes() {
     );
     assert!(!all.contains("wrong-secret-abc"), "{all}");
 }
+
+async fn registration(g: &Graph, n: usize) -> Vec<Option<bool>> {
+    let ids: Vec<String> = (0..n).map(fake::id).collect();
+    let mut out = vec![None; n];
+    let mut calls = 0;
+    g.registration(&ids, |i, r| {
+        calls += 1;
+        out[i] = r;
+    })
+    .await
+    .unwrap();
+    assert_eq!(calls, n);
+    out
+}
+
+#[tokio::test]
+async fn registration_from_the_report_in_few_requests() {
+    let mut s = script(20, ALL);
+    s.premium = true;
+    let f = fake::start(s).await;
+    let g = Graph::connect(cfg(&f.url(), secret())).await.unwrap();
+    let r = registration(&g, 20).await;
+    assert_eq!(r, (0..20).map(|i| Some(i % 2 == 0)).collect::<Vec<_>>());
+    assert_eq!(
+        f.log.lock().unwrap().report_requests,
+        2,
+        "15 ids per request"
+    );
+}
+
+#[tokio::test]
+async fn registration_falls_back_to_methods_without_premium_then_to_unknown() {
+    let f = fake::start(script(4, ALL)).await;
+    let g = Graph::connect(cfg(&f.url(), secret())).await.unwrap();
+    assert_eq!(
+        registration(&g, 4).await,
+        vec![Some(true), Some(false), Some(true), Some(false)]
+    );
+    f.script.lock().unwrap().methods_forbidden = true;
+    assert_eq!(registration(&g, 4).await, vec![None; 4]);
+}
+
+#[tokio::test]
+async fn list_users_follows_next_links_and_count_sets_the_budget() {
+    let f = fake::start(script(5, ALL)).await;
+    let mut c = cfg(&f.url(), secret());
+    c.ru_per_10s = None;
+    let g = Graph::connect(c).await.unwrap();
+    assert!(
+        (g.ru_rate_per_10s() - 3325.0).abs() < 1.0,
+        "unknown size: 95 % of 3,500"
+    );
+    let mut seen = Vec::new();
+    let users = g.list_users(&mut |n| seen.push(n)).await.unwrap();
+    assert_eq!(users.len(), 5);
+    assert_eq!(seen, vec![2, 4, 5]);
+    assert_eq!(g.count_users().await.unwrap(), 5);
+    assert!(
+        (g.ru_rate_per_10s() - 3325.0).abs() < 1.0,
+        "< 50 users: still 3,500"
+    );
+    g.set_tenant_size(10_000);
+    assert!((g.ru_rate_per_10s() - 7600.0).abs() < 1.0);
+}

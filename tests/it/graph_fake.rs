@@ -42,6 +42,10 @@ pub struct Script {
     pub hang_writes: bool,
     /// $batch: answer nothing (hang) after applying.
     pub hang_batches: bool,
+    /// The registration report is available (Entra ID P1/P2); else 403 non-premium.
+    pub premium: bool,
+    /// `/authentication/methods` answers 403.
+    pub methods_forbidden: bool,
 }
 
 #[derive(Default)]
@@ -61,6 +65,7 @@ pub struct Log {
     pub unauthorized: u64,
     pub tried: HashMap<String, u32>,
     pub throttle_until: Option<Instant>,
+    pub report_requests: u64,
 }
 
 pub struct Fake {
@@ -326,7 +331,78 @@ fn item(
             .map(|(id, _)| id.clone())
     };
     let user_json = |id: &str, u: &(String, String, String)| json!({"id": id, "userPrincipalName": u.0, "mail": u.1, "otherMails": [], "proxyAddresses": [format!("SMTP:{}", u.1)], "accountEnabled": true, "userType": "Member", "displayName": u.0});
+    let registered = |id: &str| id.ends_with(['0', '2', '4', '6', '8']);
     match (method.as_str(), seg.as_slice()) {
+        ("GET", ["reports", "authenticationMethods", "userRegistrationDetails"]) => {
+            log.report_requests += 1;
+            if !s.premium {
+                return (
+                    403,
+                    vec![],
+                    graph_error(
+                        "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
+                        "Tenant does not have a SKU required for this feature",
+                    ),
+                );
+            }
+            let q = percent_encoding::percent_decode_str(query)
+                .decode_utf8_lossy()
+                .to_string();
+            let rows: Vec<Value> = s
+                .users
+                .keys()
+                .filter(|id| q.contains(id.as_str()))
+                .map(|id| json!({"id": id, "isMfaRegistered": registered(id), "methodsRegistered": []}))
+                .collect();
+            (200, vec![], json!({"value": rows}))
+        }
+        ("GET", ["users", k, "authentication", "methods"]) => {
+            if s.methods_forbidden {
+                return (
+                    403,
+                    vec![],
+                    graph_error("accessDenied", "Request Authorization failed"),
+                );
+            }
+            let Some(id) = find(k) else {
+                return (
+                    404,
+                    vec![],
+                    graph_error("Request_ResourceNotFound", "Resource does not exist"),
+                );
+            };
+            let mut v = vec![
+                json!({"@odata.type": "#microsoft.graph.passwordAuthenticationMethod", "id": "p"}),
+            ];
+            if registered(&id) {
+                v.push(json!({"@odata.type": "#microsoft.graph.microsoftAuthenticatorAuthenticationMethod", "id": "m"}));
+            }
+            (200, vec![], json!({"value": v}))
+        }
+        ("GET", ["users", "$count"]) => (200, vec![], json!(s.users.len())),
+        ("GET", ["users"]) if query.contains("top=999") => {
+            // Pages of 2 (Graph: 999), linked by an absolute @odata.nextLink.
+            let mut ids: Vec<&String> = s.users.keys().collect();
+            ids.sort();
+            let skip: usize = query
+                .split("skip=")
+                .nth(1)
+                .and_then(|x| x.split('&').next())
+                .and_then(|x| x.parse().ok())
+                .unwrap_or(0);
+            let page: Vec<Value> = ids
+                .iter()
+                .skip(skip)
+                .take(2)
+                .map(|id| user_json(id, &s.users[*id]))
+                .collect();
+            let mut b = json!({"value": page});
+            if skip + 2 < ids.len() {
+                b["@odata.nextLink"] =
+                    json!(format!("{}/v1.0/users?$top=999&skip={}", f.url(), skip + 2));
+            }
+            (200, vec![], b)
+        }
         ("GET", ["users"]) => {
             let q = percent_encoding::percent_decode_str(query)
                 .decode_utf8_lossy()
