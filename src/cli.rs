@@ -279,6 +279,33 @@ pub struct CheckArgs {
 
 /// Options of the built-in simulator. Defaults are Graph's documented limits.
 #[derive(Clone, Debug, Args)]
+#[command(after_long_help = "\
+A local stand-in for Microsoft Graph and the Entra sign-in endpoint, seeded with the sample \
+tenant \"Northwind Traders\" (the users named in samples/). It throttles, batches, fails and \
+expires tokens the way Graph documents. Nothing leaves this machine.
+
+Demo, in two terminals:
+  1) mfa-bulk sim --listen 127.0.0.1:8400
+     (prints `listening on http://127.0.0.1:8400`, serves until Ctrl-C)
+  2) export MFA_BULK_GRAPH_URL=http://127.0.0.1:8400 MFA_BULK_LOGIN_URL=http://127.0.0.1:8400
+     export AZURE_CLIENT_SECRET=sim-secret-not-a-real-credential
+     mfa-bulk dry-run samples/new-starters.xlsx \\
+       --tenant 8d3c2e1a-5b7f-4c6d-9e0a-1f2b3c4d5e6f \\
+       --client-id 3f9a1c52-7d4e-4b8a-a6c1-0e2d5f7b9a13
+   (or pass --graph-url/--login-url instead of the two variables; `--sim` runs the same
+   simulator inside mfa-bulk without a second terminal)
+
+Other sign-ins of the sample tenant: the read-only app 5b0e7f3c-2a41-4d8e-9c6b-7a1d2e3f4b50 \
+(secret sim-readonly-secret-not-a-real-credential), the certificate app \
+7d2a9b5e-4c63-4fa0-9e8d-9c3f4a5b6d72, the device code client 8e3bac6f-5d74-40b1-af9e-ad4a5b6c7e83 \
+(approved after two polls, or by POST /_sim/approve-device-code).
+
+--time-scale 10 makes every Graph window, token lifetime and Retry-After ten times shorter; \
+Retry-After is then given in real seconds with decimals (e.g. 0.3).
+
+Watch it work: GET /_sim/state (each user's MFA state), /_sim/counters (requests, RU, writes, \
+429s), /_sim/log; POST /_sim/faults {\"error_rate\":0.1} changes faults while it runs; \
+POST /_sim/revoke-tokens invalidates every token issued.")]
 pub struct SimArgs {
     /// Address to listen on (loopback only). Port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:8400", value_name = "ADDR")]
@@ -331,4 +358,13 @@ pub struct SimArgs {
     /// Answer the registration report with 403 as a tenant without Entra ID P1/P2 does.
     #[arg(long)]
     pub non_premium: bool,
+
+    /// Device code sign-ins are approved after this many polls (0: only by
+    /// POST /_sim/approve-device-code).
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub approve_after_polls: u32,
+
+    /// Registration report requests allowed per 10 s per app.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub report_limit: u32,
 }

@@ -13,6 +13,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::Success)
         }
         Command::Check(args) => crate::check::run(&args),
+        Command::Sim(args) => crate::sim::run_cli(&args),
         _ => anyhow::bail!("not built yet"),
     }
 }

@@ -5,42 +5,74 @@
 //!
 //! CONTRACT (the engine, the CLI and the tests rely on these):
 //! - [`SimConfig::sample`] is the sample tenant matching `samples/` (embedded in the binary).
-//! - [`start`] binds a loopback port (0 = free port) and serves until the handle is shut down.
+//! - [`start`] binds a loopback port (0 = free port) and serves until the handle is shut down
+//!   (or dropped).
 //! - [`SIM_TENANT_ID`], [`SIM_CLIENT_ID`], [`SIM_CLIENT_SECRET`]: the app `--sim` signs in as
-//!   (all permissions granted).
+//!   (all permissions granted). More test clients: [`SIM_READONLY_CLIENT_ID`],
+//!   [`SIM_USERS_ONLY_CLIENT_ID`], [`SIM_CERT_CLIENT_ID`], [`SIM_DEVICE_CLIENT_ID`].
+//!
+//! Time scaling: with `time_scale` X every simulated duration (the 10 s RU window, the 150 s
+//! write window, token and device code lifetimes) passes X times faster in real time, and
+//! `Retry-After` tells the client *real* seconds: the wait is rounded up to whole simulated
+//! seconds (at least 1, as Graph sends) and divided by X, so with X = 1 it is an integer as
+//! from Graph and with X = 10 it is a decimal such as `0.3`. `expires_in` is real seconds too.
+//!
+//! Inspection: in-process through [`SimHandle`] (`users_state`, `counters`, `request_log`,
+//! `revoke_tokens`, `set_faults`, `reset_counters`, `approve_device_codes`), and over HTTP
+//! under `/_sim/` (see [`inspect`]) for a simulator running as a child process.
+
+mod auth;
+mod batch;
+mod config;
+mod faults;
+mod filter;
+mod graph;
+mod http;
+pub mod inspect;
+mod methods;
+mod requirements;
+mod state;
+mod throttle;
+mod users;
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+
+pub use config::{
+    generate_tenant, AdminSeed, ClientSeed, FaultConfig, Limits, SimConfig, TenantSeed, UserSeed,
+    SAMPLE_TENANT_JSON,
+};
+pub use state::{Counters, LogEntry, UserState};
 
 use crate::cli::SimArgs;
+use crate::exit::ExitCode;
 
 pub const SIM_TENANT_ID: &str = "8d3c2e1a-5b7f-4c6d-9e0a-1f2b3c4d5e6f";
 pub const SIM_CLIENT_ID: &str = "3f9a1c52-7d4e-4b8a-a6c1-0e2d5f7b9a13";
 pub const SIM_CLIENT_SECRET: &str = "sim-secret-not-a-real-credential";
 
-/// Everything the simulator is started with.
-#[derive(Clone, Debug)]
-pub struct SimConfig {
-    /// Address to bind (loopback only); port 0 picks a free port.
-    pub listen: SocketAddr,
-}
+/// `readonly-app`: `Policy.Read.All` and `User.Read.All` only (PATCH answers 403).
+pub const SIM_READONLY_CLIENT_ID: &str = "5b0e7f3c-2a41-4d8e-9c6b-7a1d2e3f4b50";
+pub const SIM_READONLY_CLIENT_SECRET: &str = "sim-readonly-secret-not-a-real-credential";
+/// `users-only-app`: `User.Read.All` only (reading the MFA state answers 403).
+pub const SIM_USERS_ONLY_CLIENT_ID: &str = "6c1f8a4d-3b52-4e9f-8d7c-8b2e3f4a5c61";
+pub const SIM_USERS_ONLY_CLIENT_SECRET: &str = "sim-usersonly-secret-not-a-real-credential";
+/// `cert-app`: all permissions, signs in with the certificate in [`SIM_CERT_PEM`].
+pub const SIM_CERT_CLIENT_ID: &str = "7d2a9b5e-4c63-4fa0-9e8d-9c3f4a5b6d72";
+/// Certificate and private key (PEM, unencrypted PKCS#8) of `cert-app`. A test credential of
+/// the simulator only: it opens nothing anywhere else.
+pub const SIM_CERT_PEM: &str = include_str!("sim-app-cert.pem");
+/// Public client for the device code flow; the signed-in admin is `it.admin@northwind.example`
+/// (Authentication Policy Administrator).
+pub const SIM_DEVICE_CLIENT_ID: &str = "8e3bac6f-5d74-40b1-af9e-ad4a5b6c7e83";
 
-impl SimConfig {
-    /// The sample tenant (samples/tenant.json, embedded), Graph's documented limits, no faults.
-    pub fn sample() -> SimConfig {
-        SimConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        }
-    }
-
-    pub fn from_args(args: &SimArgs) -> anyhow::Result<SimConfig> {
-        let _ = args;
-        anyhow::bail!("the simulator is not built yet")
-    }
-}
-
-/// A running simulator.
+/// A running simulator. Dropping it stops the server.
 pub struct SimHandle {
     pub addr: SocketAddr,
+    sim: Arc<state::Sim>,
+    stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
 }
 
 impl SimHandle {
@@ -48,10 +80,141 @@ impl SimHandle {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+
+    /// Stops accepting connections (requests in flight finish).
+    pub fn shutdown(&self) {
+        if let Some(tx) = self.stop.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Every user's per-user MFA state, in tenant order.
+    pub fn users_state(&self) -> Vec<UserState> {
+        users_state_of(&self.sim)
+    }
+
+    /// The per-user MFA state of one user (by UPN or id, any case).
+    pub fn user_state(&self, key: &str) -> Option<String> {
+        let st = self.sim.lock();
+        st.find_user(key).map(|i| st.users[i].state().to_string())
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.sim.lock().counters.clone()
+    }
+
+    pub fn request_log(&self) -> Vec<LogEntry> {
+        self.sim.lock().log.iter().cloned().collect()
+    }
+
+    /// Every token issued so far stops working (401 `InvalidAuthenticationToken`).
+    pub fn revoke_tokens(&self) {
+        self.sim.lock().token_generation += 1;
+    }
+
+    pub fn set_faults(&self, faults: FaultConfig) {
+        self.sim.lock().faults = faults;
+    }
+
+    pub fn faults(&self) -> FaultConfig {
+        self.sim.lock().faults.clone()
+    }
+
+    pub fn reset_counters(&self) {
+        let mut st = self.sim.lock();
+        st.counters = Counters::default();
+        st.log.clear();
+    }
+
+    /// Approves pending device codes (one by user code, or all). Returns how many.
+    pub fn approve_device_codes(&self, user_code: Option<&str>) -> usize {
+        auth::approve(&mut self.sim.lock(), user_code)
+    }
+
+    /// The RU budget per 10 s in force.
+    pub fn ru_budget(&self) -> u32 {
+        self.sim.ru_budget
+    }
 }
 
-/// Starts the simulator on a loopback port.
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+pub(crate) fn users_state_of(sim: &state::Sim) -> Vec<UserState> {
+    sim.lock()
+        .users
+        .iter()
+        .map(|u| UserState {
+            user_principal_name: u.upn().to_string(),
+            id: u.id().to_string(),
+            per_user_mfa_state: u.state().to_string(),
+        })
+        .collect()
+}
+
+/// Starts the simulator on a loopback port (on the current tokio runtime) and returns at once.
 pub async fn start(cfg: SimConfig) -> anyhow::Result<SimHandle> {
-    let _ = cfg;
-    anyhow::bail!("the simulator is not built yet")
+    if !cfg.listen.ip().is_loopback() {
+        anyhow::bail!(
+            "the simulator only listens on loopback addresses, not {}",
+            cfg.listen
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let sim = Arc::new(state::Sim::new(cfg));
+    let app = axum::Router::new()
+        .fallback(http::handle)
+        .with_state(sim.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(
+        http::SimListener(listener),
+        app.into_make_service_with_connect_info::<http::ConnKill>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = rx.await;
+    });
+    tokio::spawn(async move {
+        let _ = server.await;
+    });
+    Ok(SimHandle {
+        addr,
+        sim,
+        stop: Mutex::new(Some(tx)),
+    })
+}
+
+/// `mfa-bulk sim`: prints `listening on http://…` and serves until Ctrl-C.
+pub fn run_cli(args: &SimArgs) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let cfg = SimConfig::from_args(args)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let tenant = cfg.tenant.display_name.clone();
+        let users = cfg.tenant.users.len();
+        let budget = cfg.ru_budget();
+        let handle = start(cfg).await?;
+        let url = handle.url();
+        {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "listening on {url}")?;
+            out.flush()?;
+        }
+        eprintln!(
+            "Simulated tenant \"{tenant}\" ({users} users), {budget} RU per 10 s. Point mfa-bulk at it:\n  \
+             MFA_BULK_GRAPH_URL={url} MFA_BULK_LOGIN_URL={url} AZURE_CLIENT_SECRET={SIM_CLIENT_SECRET} \\\n  \
+             mfa-bulk dry-run samples/new-starters.xlsx --tenant {SIM_TENANT_ID} --client-id {SIM_CLIENT_ID}\n\
+             Inspect: {url}/_sim/state  {url}/_sim/counters  {url}/_sim/log. Ctrl-C stops."
+        );
+        tokio::signal::ctrl_c().await?;
+        handle.shutdown();
+        anyhow::Ok(ExitCode::Success)
+    })
 }

@@ -1,4 +1,4 @@
 //! Integration tests: one binary, one module per area.
-
 mod graph;
 mod graph_fake;
+mod sim;

@@ -1,0 +1,501 @@
+//! What the simulator starts with: the seeded tenant (JSON, see `samples/tenant.json`, or
+//! generated), the registered clients, Graph's limits and the injected faults.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::cli::SimArgs;
+
+/// The sample tenant (matches the files in `samples/`).
+pub const SAMPLE_TENANT_JSON: &str = include_str!("../../samples/tenant.json");
+
+/// Everything the simulator is started with.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Address to bind (loopback only); port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// The seeded tenant: users and registered clients.
+    pub tenant: TenantSeed,
+    /// Throttling limits and token lifetimes.
+    pub limits: Limits,
+    /// Injected faults (can be changed at run time with `POST /_sim/faults`).
+    pub faults: FaultConfig,
+    /// Speed-up factor: 10 means every Graph window, token lifetime and `Retry-After` is ten
+    /// times shorter in real time.
+    pub time_scale: f64,
+    /// Seed of the random number generator (faults, batch answer order, generated ids).
+    pub seed: u64,
+}
+
+/// The tenant file format (`samples/tenant.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantSeed {
+    pub tenant_id: String,
+    pub display_name: String,
+    /// Default verified domain, e.g. `northwind.example`.
+    pub domain: String,
+    /// The `*.onmicrosoft.com` domain (guest UPNs live there).
+    #[serde(default)]
+    pub initial_domain: Option<String>,
+    /// Entra ID P1/P2: without it the registration report answers 403.
+    #[serde(default = "yes")]
+    pub premium: bool,
+    #[serde(default)]
+    pub clients: Vec<ClientSeed>,
+    pub users: Vec<UserSeed>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A registered application (confidential with secret or certificate, or a public client for
+/// the device code flow).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientSeed {
+    pub client_id: String,
+    pub display_name: String,
+    /// Client secret (a simulator credential, never a real one).
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Certificate (PEM) whose key signs client assertions; `x5t`/`x5t#S256` are its thumbprints.
+    #[serde(default)]
+    pub certificate: Option<String>,
+    /// Alternatively only a public key (PEM: SPKI `PUBLIC KEY` or PKCS#1 `RSA PUBLIC KEY`).
+    #[serde(default)]
+    pub public_key: Option<String>,
+    /// Application permissions granted (admin-consented), e.g. `Policy.Read.All`.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// A public client: may use the device code flow (delegated).
+    #[serde(default)]
+    pub public_client: bool,
+    /// Delegated permissions consented for the device code flow.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Who signs in when a device code of this client is approved.
+    #[serde(default)]
+    pub signed_in_user: Option<AdminSeed>,
+}
+
+impl fmt::Debug for ClientSeed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientSeed")
+            .field("client_id", &self.client_id)
+            .field("display_name", &self.display_name)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("certificate", &self.certificate.is_some())
+            .field("public_key", &self.public_key.is_some())
+            .field("roles", &self.roles)
+            .field("public_client", &self.public_client)
+            .field("scopes", &self.scopes)
+            .field("signed_in_user", &self.signed_in_user)
+            .finish()
+    }
+}
+
+/// The admin who signs in with a device code.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminSeed {
+    pub id: String,
+    pub user_principal_name: String,
+    pub display_name: String,
+    /// Entra directory roles, e.g. `Authentication Policy Administrator`.
+    #[serde(default)]
+    pub directory_roles: Vec<String>,
+}
+
+/// A user of the seeded tenant.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserSeed {
+    pub id: String,
+    pub user_principal_name: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub given_name: Option<String>,
+    #[serde(default)]
+    pub surname: Option<String>,
+    #[serde(default)]
+    pub mail: Option<String>,
+    #[serde(default)]
+    pub other_mails: Vec<String>,
+    #[serde(default)]
+    pub proxy_addresses: Vec<String>,
+    #[serde(default = "member")]
+    pub user_type: String,
+    #[serde(default = "yes")]
+    pub account_enabled: bool,
+    #[serde(default = "disabled")]
+    pub per_user_mfa_state: String,
+    /// Registered methods besides the password: `microsoftAuthenticator`, `phone`, `fido2`,
+    /// `email`, `softwareOath`, `windowsHelloForBusiness`, `temporaryAccessPass`.
+    #[serde(default)]
+    pub methods: Vec<String>,
+}
+
+fn member() -> String {
+    "Member".into()
+}
+fn disabled() -> String {
+    "disabled".into()
+}
+
+/// Throttling limits (Graph's documented values by default) and token lifetimes. Every
+/// duration is in simulated seconds (divided by `time_scale` in real time).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Limits {
+    /// Resource units per 10 s per app; `None` = by tenant size (3,500 / 5,000 / 8,000).
+    pub ru_per_10s: Option<u32>,
+    /// Writes per 150 s per app.
+    pub writes_per_150s: u32,
+    /// Writes per 300 s for all apps of the tenant together.
+    pub tenant_writes_per_300s: u32,
+    /// Registration report requests per 10 s per app.
+    pub report_requests_per_10s: u32,
+    /// Access token lifetime, seconds.
+    pub token_lifetime_secs: u64,
+    /// Device code: answered `authorization_pending` this many polls, then approved
+    /// (0 = only `POST /_sim/approve-device-code` approves).
+    pub device_code_auto_approve_polls: u32,
+    /// Device code lifetime, seconds.
+    pub device_code_lifetime_secs: u64,
+    /// Device code polling interval the client is told, seconds.
+    pub device_code_interval_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            ru_per_10s: None,
+            writes_per_150s: 3000,
+            tenant_writes_per_300s: 18000,
+            report_requests_per_10s: 5,
+            token_lifetime_secs: 3599,
+            device_code_auto_approve_polls: 2,
+            device_code_lifetime_secs: 900,
+            device_code_interval_secs: 5,
+        }
+    }
+}
+
+/// Injected faults. All rates are probabilities 0.0–1.0, drawn from the seeded RNG.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FaultConfig {
+    /// Graph requests (and batch items) answered 500, 503 or 504.
+    pub error_rate: f64,
+    /// HTTP requests whose connection is closed without an answer (nothing applied).
+    pub drop_rate: f64,
+    /// Writes that are applied but whose connection is then closed without an answer.
+    pub lost_write_rate: f64,
+    /// Added latency per HTTP request, uniform in `latency_min_ms..=latency_max_ms` (real ms).
+    pub latency_min_ms: u64,
+    pub latency_max_ms: u64,
+    /// Overrides the tenant's premium flag when set (false = registration report answers 403).
+    pub premium: Option<bool>,
+}
+
+impl SimConfig {
+    /// The sample tenant (samples/tenant.json, embedded), Graph's documented limits, no faults.
+    pub fn sample() -> SimConfig {
+        let tenant: TenantSeed =
+            serde_json::from_str(SAMPLE_TENANT_JSON).expect("samples/tenant.json is valid");
+        SimConfig::with_tenant(tenant)
+    }
+
+    /// A tenant with Graph's documented limits and no faults, on a free loopback port.
+    pub fn with_tenant(tenant: TenantSeed) -> SimConfig {
+        SimConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tenant,
+            limits: Limits::default(),
+            faults: FaultConfig::default(),
+            time_scale: 1.0,
+            seed: 1,
+        }
+    }
+
+    /// Reads a tenant file (format of `samples/tenant.json`).
+    pub fn load_tenant(path: &std::path::Path) -> anyhow::Result<TenantSeed> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the tenant file {}", path.display()))?;
+        let mut t: TenantSeed = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{} is not a tenant file (see samples/tenant.json for the format)",
+                path.display()
+            )
+        })?;
+        ensure_default_client(&mut t);
+        Ok(t)
+    }
+
+    pub fn from_args(args: &SimArgs) -> anyhow::Result<SimConfig> {
+        let listen: SocketAddr = args.listen.parse().with_context(|| {
+            format!(
+                "--listen {}: expected an address like 127.0.0.1:8400",
+                args.listen
+            )
+        })?;
+        if !listen.ip().is_loopback() {
+            anyhow::bail!(
+                "--listen {listen}: the simulator only listens on loopback (127.0.0.1 or [::1])"
+            );
+        }
+        let tenant = if let Some(path) = &args.tenant {
+            SimConfig::load_tenant(path)?
+        } else if let Some(n) = args.users {
+            generate_tenant(n, args.seed)
+        } else {
+            SimConfig::sample().tenant
+        };
+        if !(args.time_scale > 0.0 && args.time_scale.is_finite()) {
+            anyhow::bail!("--time-scale must be a positive number");
+        }
+        for (name, v) in [
+            ("--error-rate", args.error_rate),
+            ("--drop-rate", args.drop_rate),
+            ("--lost-write-rate", args.lost_write_rate),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                anyhow::bail!("{name} must be between 0.0 and 1.0");
+            }
+        }
+        let (lo, hi) = parse_latency(&args.latency)?;
+        let mut cfg = SimConfig::with_tenant(tenant);
+        cfg.listen = listen;
+        cfg.time_scale = args.time_scale;
+        cfg.seed = args.seed;
+        cfg.limits.ru_per_10s = args.ru_budget;
+        cfg.limits.writes_per_150s = args.write_limit;
+        cfg.limits.token_lifetime_secs = args.token_lifetime;
+        cfg.limits.device_code_auto_approve_polls = args.approve_after_polls;
+        cfg.limits.report_requests_per_10s = args.report_limit;
+        cfg.faults = FaultConfig {
+            error_rate: args.error_rate,
+            drop_rate: args.drop_rate,
+            lost_write_rate: args.lost_write_rate,
+            latency_min_ms: lo,
+            latency_max_ms: hi,
+            premium: None,
+        };
+        if args.non_premium {
+            cfg.tenant.premium = false;
+        }
+        Ok(cfg)
+    }
+
+    /// The RU budget per 10 s: configured, or by tenant size as Graph documents.
+    pub fn ru_budget(&self) -> u32 {
+        self.limits
+            .ru_per_10s
+            .unwrap_or(match self.tenant.users.len() {
+                n if n < 50 => 3500,
+                n if n <= 500 => 5000,
+                _ => 8000,
+            })
+    }
+}
+
+fn parse_latency(s: &str) -> anyhow::Result<(u64, u64)> {
+    let bad =
+        || anyhow::anyhow!("--latency {s}: expected milliseconds, MIN or MIN-MAX (e.g. 5-50)");
+    let (lo, hi) = match s.split_once('-') {
+        Some((a, b)) => (
+            a.trim().parse().map_err(|_| bad())?,
+            b.trim().parse().map_err(|_| bad())?,
+        ),
+        None => {
+            let v = s.trim().parse().map_err(|_| bad())?;
+            (v, v)
+        }
+    };
+    if lo > hi {
+        return Err(bad());
+    }
+    Ok((lo, hi))
+}
+
+/// Makes sure the app `--sim` signs in as exists in a loaded tenant.
+fn ensure_default_client(t: &mut TenantSeed) {
+    if !t
+        .clients
+        .iter()
+        .any(|c| c.client_id == super::SIM_CLIENT_ID)
+    {
+        if let Some(c) = SimConfig::sample()
+            .tenant
+            .clients
+            .into_iter()
+            .find(|c| c.client_id == super::SIM_CLIENT_ID)
+        {
+            t.clients.push(c);
+        }
+    }
+}
+
+fn guid(rng: &mut fastrand::Rng) -> String {
+    let v = rng.u128(..);
+    let h = format!("{v:032x}");
+    format!(
+        "{}-{}-4{}-{}{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        ["8", "9", "a", "b"][(v % 4) as usize],
+        &h[17..20],
+        &h[20..32]
+    )
+}
+
+/// ASCII form of a name part for an address (`Jürgen` → `juergen`, `O'Connor` → `o'connor`).
+fn ascii_fold(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        match c {
+            'ä' | 'Ä' => out.push_str("ae"),
+            'ö' | 'Ö' | 'ø' | 'Ø' => out.push_str("oe"),
+            'ü' | 'Ü' => out.push_str("ue"),
+            'ß' => out.push_str("ss"),
+            'é' | 'è' | 'ë' | 'ê' | 'É' => out.push('e'),
+            'á' | 'à' | 'å' | 'Å' | 'ã' => out.push('a'),
+            'ç' => out.push('c'),
+            'ñ' => out.push('n'),
+            'í' | 'ï' => out.push('i'),
+            'ó' | 'ô' => out.push('o'),
+            ' ' => out.push('.'),
+            c => out.extend(c.to_lowercase()),
+        }
+    }
+    out
+}
+
+/// A generated tenant of `n` users with the awkward names real tenants have: apostrophes,
+/// umlauts, `#EXT#` guests, `$` UPNs, mixed-case UPNs, about 10 % with a registered method and
+/// a few already enabled or enforced. Same clients as the sample tenant.
+pub fn generate_tenant(n: usize, seed: u64) -> TenantSeed {
+    const FIRST: &[&str] = &[
+        "Zoë",
+        "Mathéo",
+        "Jürgen",
+        "Åsa",
+        "Liam",
+        "Siobhán",
+        "Björn",
+        "Amara",
+        "Kenji",
+        "Priya",
+        "Noël",
+        "Chloé",
+        "Søren",
+        "Ana María",
+        "José",
+        "Fatima",
+        "Olga",
+        "Mårten",
+        "Günther",
+        "Renée",
+    ];
+    const LAST: &[&str] = &[
+        "O'Connor",
+        "Müller",
+        "Weiß",
+        "Sørensen",
+        "D'Angelo",
+        "Lindqvist",
+        "Tanaka",
+        "Okafor",
+        "Haddad",
+        "van der Berg",
+        "García",
+        "Øster",
+        "Nguyen",
+        "Smith",
+        "Ó Briain",
+        "Björk",
+        "Kowalski",
+        "Dubois",
+        "Raman",
+        "Ng",
+    ];
+    const METHODS: &[&str] = &["microsoftAuthenticator", "phone", "fido2", "softwareOath"];
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut base = SimConfig::sample().tenant;
+    let domain = base.domain.clone();
+    let initial = base
+        .initial_domain
+        .clone()
+        .unwrap_or_else(|| "northwind.onmicrosoft.com".into());
+    let mut users = Vec::with_capacity(n);
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..n {
+        let first = FIRST[rng.usize(..FIRST.len())];
+        let last = LAST[rng.usize(..LAST.len())];
+        let display = format!("{first} {last}");
+        let local = format!("{}.{}", ascii_fold(first), ascii_fold(last));
+        let roll = rng.f64();
+        let (upn, mail, other, user_type) = if roll < 0.05 {
+            let ext = format!("{local}{i}@fabrikam.example");
+            (
+                format!("{}#EXT#@{initial}", ext.replace('@', "_")),
+                Some(ext.clone()),
+                vec![ext],
+                "Guest",
+            )
+        } else if roll < 0.06 {
+            (format!("$svc-{i}@{domain}"), None, vec![], "Member")
+        } else if roll < 0.12 {
+            // Mixed case, as created by hand in the portal.
+            let upn = format!(
+                "{}.{}{i}@{domain}",
+                first.replace(' ', ""),
+                last.replace(' ', "")
+            );
+            (upn.clone(), Some(upn), vec![], "Member")
+        } else {
+            let upn = format!("{local}{i}@{domain}");
+            (upn.clone(), Some(upn), vec![], "Member")
+        };
+        if !seen.insert(upn.to_lowercase()) {
+            continue;
+        }
+        let methods: Vec<String> = if rng.f64() < 0.10 {
+            vec![METHODS[rng.usize(..METHODS.len())].to_string()]
+        } else {
+            vec![]
+        };
+        let state = match rng.f64() {
+            r if r < 0.02 => "enforced",
+            r if r < 0.05 => "enabled",
+            _ => "disabled",
+        };
+        let state = if state == "enabled" && !methods.is_empty() {
+            "enforced"
+        } else {
+            state
+        };
+        let proxy = mail.iter().map(|m| format!("SMTP:{m}")).collect();
+        users.push(UserSeed {
+            id: guid(&mut rng),
+            user_principal_name: upn,
+            display_name: display,
+            given_name: Some(first.to_string()),
+            surname: Some(last.to_string()),
+            mail,
+            other_mails: other,
+            proxy_addresses: proxy,
+            user_type: user_type.to_string(),
+            account_enabled: rng.f64() > 0.03,
+            per_user_mfa_state: state.to_string(),
+            methods,
+        });
+    }
+    base.users = users;
+    base
+}

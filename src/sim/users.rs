@@ -1,0 +1,265 @@
+//! `/users`, `/users/{id | userPrincipalName}`, `/users('$…')`, `/users/$count`, `/me`,
+//! `/organization`.
+
+use serde_json::{json, Map, Value};
+
+use super::filter::{Filter, Kind, Val};
+use super::graph::{page, require_advanced, Query, Ver};
+use super::http::{header, Ctx, GErr, Headers, Resp};
+use super::state::{Ident, Sim, State, User};
+
+/// Permissions that let an app read users.
+pub(crate) const USER_READ: &[&str] = &[
+    "User.Read.All",
+    "User.ReadWrite.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+    "User.ReadBasic.All",
+];
+
+const PROPS: &[&str] = &[
+    "id",
+    "userPrincipalName",
+    "displayName",
+    "givenName",
+    "surname",
+    "mail",
+    "otherMails",
+    "proxyAddresses",
+    "userType",
+    "accountEnabled",
+    "jobTitle",
+    "businessPhones",
+    "mobilePhone",
+    "officeLocation",
+    "preferredLanguage",
+];
+
+const DEFAULT_V1: &[&str] = &[
+    "businessPhones",
+    "displayName",
+    "givenName",
+    "jobTitle",
+    "mail",
+    "mobilePhone",
+    "officeLocation",
+    "preferredLanguage",
+    "surname",
+    "userPrincipalName",
+    "id",
+];
+
+fn canonical(name: &str) -> Option<&'static str> {
+    PROPS.iter().copied().find(|p| p.eq_ignore_ascii_case(name))
+}
+
+pub(crate) fn schema(name: &str) -> Option<(&'static str, Kind)> {
+    let p = canonical(name)?;
+    let kind = match p {
+        "otherMails" | "proxyAddresses" | "businessPhones" => Kind::List,
+        "accountEnabled" => Kind::Bool,
+        _ => Kind::Str,
+    };
+    Some((p, kind))
+}
+
+fn opt(s: &Option<String>) -> Value {
+    s.as_ref().map_or(Value::Null, |v| Value::String(v.clone()))
+}
+
+pub(crate) fn prop(u: &User, p: &str) -> Value {
+    let s = &u.seed;
+    match p {
+        "id" => json!(s.id),
+        "userPrincipalName" => json!(s.user_principal_name),
+        "displayName" => json!(s.display_name),
+        "givenName" => opt(&s.given_name),
+        "surname" => opt(&s.surname),
+        "mail" => opt(&s.mail),
+        "otherMails" => json!(s.other_mails),
+        "proxyAddresses" => json!(s.proxy_addresses),
+        "userType" => json!(s.user_type),
+        "accountEnabled" => json!(s.account_enabled),
+        "businessPhones" => json!([]),
+        _ => Value::Null,
+    }
+}
+
+fn val(u: &User, p: &str) -> Val {
+    match prop(u, p) {
+        Value::String(s) => Val::Str(Some(s)),
+        Value::Bool(b) => Val::Bool(b),
+        Value::Array(a) => Val::List(
+            a.into_iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+        ),
+        _ => Val::Str(None),
+    }
+}
+
+/// The `$select` list, checked, in canonical spelling.
+fn selection(q: &Query) -> Result<Option<Vec<&'static str>>, GErr> {
+    let Some(sel) = &q.select else {
+        return Ok(None);
+    };
+    sel.iter()
+        .map(|s| {
+            canonical(s).ok_or_else(|| {
+                GErr::bad(format!(
+                    "Could not find a property named '{s}' on type 'microsoft.graph.user'."
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+fn user_json(u: &User, ver: Ver, sel: &Option<Vec<&'static str>>) -> Value {
+    let props: Vec<&str> = match sel {
+        Some(s) => s.clone(),
+        None if ver == Ver::V1 => DEFAULT_V1.to_vec(),
+        None => PROPS.to_vec(),
+    };
+    let mut m = Map::new();
+    for p in props {
+        m.insert(p.to_string(), prop(u, p));
+    }
+    Value::Object(m)
+}
+
+fn context_users(ctx: &Ctx, ver: Ver, sel: &Option<Vec<&'static str>>) -> String {
+    match sel {
+        Some(s) => format!(
+            "{}/{}/$metadata#users({})",
+            ctx.base,
+            ver.as_str(),
+            s.join(",")
+        ),
+        None => format!("{}/{}/$metadata#users", ctx.base, ver.as_str()),
+    }
+}
+
+pub(crate) fn get(
+    st: &State,
+    ctx: &Ctx,
+    ident: &Ident,
+    ver: Ver,
+    key: &str,
+    q: &Query,
+) -> Result<Resp, GErr> {
+    if !ident.allows(USER_READ, &[]) {
+        return Err(GErr::denied());
+    }
+    let sel = selection(q)?;
+    let i = st.find_user(key).ok_or_else(|| GErr::not_found(key))?;
+    let mut v = user_json(&st.users[i], ver, &sel);
+    v.as_object_mut().expect("object").insert(
+        "@odata.context".into(),
+        format!("{}/$entity", context_users(ctx, ver, &sel)).into(),
+    );
+    Ok(Resp::json(200, v))
+}
+
+fn filtered<'a>(st: &'a State, q: &Query, h: &Headers) -> Result<Vec<&'a User>, GErr> {
+    if q.search {
+        require_advanced(h, q, false)?;
+    }
+    if q.count {
+        require_advanced(h, q, false)?;
+    }
+    let Some(f) = &q.filter else {
+        return Ok(st.users.iter().collect());
+    };
+    let f = Filter::parse(f, schema)?;
+    if f.advanced {
+        require_advanced(h, q, true)?;
+    }
+    Ok(st
+        .users
+        .iter()
+        .filter(|u| f.matches(&|p| val(u, p)))
+        .collect())
+}
+
+pub(crate) fn list(
+    st: &State,
+    ctx: &Ctx,
+    ident: &Ident,
+    ver: Ver,
+    rest: &str,
+    q: &Query,
+    h: &Headers,
+) -> Result<Resp, GErr> {
+    if !ident.allows(USER_READ, &[]) {
+        return Err(GErr::denied());
+    }
+    let sel = selection(q)?;
+    let users = filtered(st, q, h)?;
+    let items = users.iter().map(|u| user_json(u, ver, &sel)).collect();
+    Ok(page(
+        ctx,
+        ver,
+        rest,
+        q,
+        items,
+        context_users(ctx, ver, &sel),
+    ))
+}
+
+pub(crate) fn count(st: &State, ident: &Ident, q: &Query, h: &Headers) -> Result<Resp, GErr> {
+    if !ident.allows(USER_READ, &[]) {
+        return Err(GErr::denied());
+    }
+    let eventual =
+        header(h, "consistencylevel").is_some_and(|v| v.trim().eq_ignore_ascii_case("eventual"));
+    if !eventual {
+        return Err(GErr::unsupported(
+            "Count is not currently supported without the header 'ConsistencyLevel: eventual'.",
+        ));
+    }
+    let q2 = Query {
+        count: true,
+        ..q.clone()
+    };
+    let n = filtered(st, &q2, h)?.len();
+    Ok(Resp::text(200, n.to_string()))
+}
+
+pub(crate) fn me(ctx: &Ctx, ident: &Ident, ver: Ver) -> Result<Resp, GErr> {
+    let Some(u) = &ident.user else {
+        return Err(GErr::bad(
+            "/me request is only valid with delegated authentication flow.",
+        ));
+    };
+    Ok(Resp::json(
+        200,
+        json!({
+            "@odata.context": format!("{}/{}/$metadata#users/$entity", ctx.base, ver.as_str()),
+            "id": u.id,
+            "userPrincipalName": u.user_principal_name,
+            "displayName": u.display_name,
+        }),
+    ))
+}
+
+pub(crate) fn organization(sim: &Sim, ctx: &Ctx, ver: Ver) -> Resp {
+    let t = &sim.cfg.tenant;
+    let mut domains =
+        vec![json!({"name": t.domain, "isDefault": true, "isInitial": false, "type": "Managed"})];
+    if let Some(d) = &t.initial_domain {
+        domains.push(json!({"name": d, "isDefault": false, "isInitial": true, "type": "Managed"}));
+    }
+    Resp::json(
+        200,
+        json!({
+            "@odata.context": format!("{}/{}/$metadata#organization", ctx.base, ver.as_str()),
+            "value": [{
+                "id": t.tenant_id,
+                "displayName": t.display_name,
+                "verifiedDomains": domains,
+                "tenantType": "AAD",
+            }]
+        }),
+    )
+}
