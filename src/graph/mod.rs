@@ -564,7 +564,13 @@ pub async fn connect_from_args(
         let cfg = GraphConfig::from_args(args)?;
         return Ok((Graph::connect(cfg).await?, None));
     }
-    let sim_cfg = crate::sim::SimConfig::sample();
+    let sim_cfg = match &args.sim_tenant {
+        Some(path) => crate::sim::SimConfig::with_tenant(
+            crate::sim::SimConfig::load_tenant(path)
+                .map_err(|e| GraphError::Config(format!("{e:#}")))?,
+        ),
+        None => crate::sim::SimConfig::sample(),
+    };
     let handle = crate::sim::start(sim_cfg)
         .await
         .map_err(|e| GraphError::Config(format!("cannot start the simulator: {e:#}")))?;
