@@ -35,6 +35,8 @@ struct Report {
     probe: Probe,
     dry_run: Mode,
     apply: Mode,
+    /// Optional: `--registration` (whether users registered an MFA method).
+    registration: Requirement,
     /// What to do, when something is missing.
     advice: Option<String>,
 }
@@ -102,6 +104,22 @@ async fn build(graph: &Graph, simulator: bool) -> Report {
             error: Some(e.to_string()),
         },
     };
+    let registration = {
+        let granted = if identity.user.is_some() {
+            &identity.scopes
+        } else {
+            &identity.roles
+        };
+        let any_of = ["UserAuthenticationMethod.Read.All", "AuditLog.Read.All"];
+        Requirement {
+            purpose: "show MFA registration (--registration, optional)".into(),
+            any_of: any_of.iter().map(|s| s.to_string()).collect(),
+            found: any_of
+                .iter()
+                .find(|p| granted.iter().any(|g| g.eq_ignore_ascii_case(p)))
+                .map(|s| s.to_string()),
+        }
+    };
     let missing: Vec<&Requirement> = apply
         .requirements
         .iter()
@@ -116,6 +134,7 @@ async fn build(graph: &Graph, simulator: bool) -> Report {
         probe,
         dry_run,
         apply,
+        registration,
         advice,
     }
 }
@@ -123,7 +142,7 @@ async fn build(graph: &Graph, simulator: bool) -> Report {
 fn text(r: &Report) -> String {
     let id = &r.identity;
     let mut s = String::new();
-    let mut line = |k: &str, v: &str| s.push_str(&format!("  {k:<13}{v}\n"));
+    let mut line = |k: &str, v: &str| s.push_str(&format!("  {k:<14}{v}\n"));
     line("tenant:", &id.tenant_id);
     line(
         "app:",
@@ -185,9 +204,17 @@ fn text(r: &Report) -> String {
                 None if !r.permissions_known => "unknown".into(),
                 None => format!("MISSING {}", req.any_of[0]),
             };
-            out.push_str(&format!("  {:<26}{state}\n", format!("{}:", req.purpose)));
+            out.push_str(&format!("  {:<28}{state}\n", format!("{}:", req.purpose)));
         }
     }
+    out.push_str(&format!(
+        "optional: {}: {}\n",
+        r.registration.purpose,
+        match &r.registration.found {
+            Some(p) => format!("ok ({p})"),
+            None => format!("not granted ({})", r.registration.any_of.join(" or ")),
+        }
+    ));
     if let Some(a) = &r.advice {
         out.push('\n');
         out.push_str(a);

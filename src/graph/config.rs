@@ -128,30 +128,33 @@ pub fn from_args_with_env(
         .or_else(|| env("AZURE_CLIENT_CERTIFICATE_PATH").map(Into::into));
 
     let credential = if args.device_code {
-        Credential::DeviceCode
+        Some(Credential::DeviceCode)
     } else if let Some(path) = cert_path {
         let password = match &args.certificate_password_file {
             Some(p) => Some(read_secret_file("certificate password", p)?),
             None => env("AZURE_CLIENT_CERTIFICATE_PASSWORD").map(Secret::new),
         };
-        Credential::Certificate { path, password }
+        Some(Credential::Certificate { path, password })
     } else if let Some(p) = &args.client_secret_file {
-        Credential::Secret(read_secret_file("client secret", p)?)
+        Some(Credential::Secret(read_secret_file("client secret", p)?))
     } else if let Some(t) = env("MFA_BULK_ACCESS_TOKEN") {
-        Credential::AccessToken(Secret::new(t))
+        Some(Credential::AccessToken(Secret::new(t)))
     } else if let Some(s) = env("AZURE_CLIENT_SECRET") {
-        Credential::Secret(Secret::new(s))
+        Some(Credential::Secret(Secret::new(s)))
     } else {
-        return Err(GraphError::Config(
+        None
+    };
+    let no_credential = || {
+        GraphError::Config(
             "no way to sign in: pass --client-secret-file FILE (or set AZURE_CLIENT_SECRET), \
              --certificate FILE (or AZURE_CLIENT_CERTIFICATE_PATH), --device-code to sign in as \
              an admin at this terminal, or set MFA_BULK_ACCESS_TOKEN; or use --sim to try the \
              built-in simulator"
                 .into(),
-        ));
+        )
     };
 
-    let needs_ids = !matches!(credential, Credential::AccessToken(_));
+    let needs_ids = !matches!(credential, Some(Credential::AccessToken(_)));
     let tenant = match tenant {
         Some(t) => t,
         None if !needs_ids => String::new(),
@@ -182,6 +185,7 @@ pub fn from_args_with_env(
             ))
         }
     };
+    let credential = credential.ok_or_else(no_credential)?;
     if args.concurrency == 0 {
         return Err(GraphError::Config(
             "--concurrency must be at least 1".into(),
@@ -308,10 +312,14 @@ mod tests {
     #[test]
     fn missing_credential_says_what_to_do() {
         let e = cfg(&args(), &ENV[..2]).unwrap_err().to_string();
+        assert!(e.starts_with("no way to sign in"), "{e}");
         assert!(
             e.contains("--client-secret-file") && e.contains("--device-code"),
             "{e}"
         );
+        // With nothing at all, the tenant is asked for first.
+        let e = cfg(&args(), &[]).unwrap_err().to_string();
+        assert!(e.starts_with("no tenant"), "{e}");
     }
 
     #[test]
