@@ -112,7 +112,7 @@ async fn build(graph: &Graph, simulator: bool) -> Report {
         };
         let any_of = ["UserAuthenticationMethod.Read.All", "AuditLog.Read.All"];
         Requirement {
-            purpose: "show MFA registration (--registration, optional)".into(),
+            purpose: "show MFA registration (--registration)".into(),
             any_of: any_of.iter().map(|s| s.to_string()).collect(),
             found: any_of
                 .iter()

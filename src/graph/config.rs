@@ -139,10 +139,8 @@ pub fn from_args_with_env(
         Some(Credential::Secret(read_secret_file("client secret", p)?))
     } else if let Some(t) = env("MFA_BULK_ACCESS_TOKEN") {
         Some(Credential::AccessToken(Secret::new(t)))
-    } else if let Some(s) = env("AZURE_CLIENT_SECRET") {
-        Some(Credential::Secret(Secret::new(s)))
     } else {
-        None
+        env("AZURE_CLIENT_SECRET").map(|s| Credential::Secret(Secret::new(s)))
     };
     let no_credential = || {
         GraphError::Config(
