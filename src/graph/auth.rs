@@ -197,21 +197,47 @@ impl Auth {
         true
     }
 
+    /// POSTs a form to the sign-in endpoint; network failures, 429 and 5xx are tried again
+    /// (3 tries, honouring Retry-After): a token request changes nothing, so it is safe.
     async fn post_form(
         &self,
         url: &str,
         form: &[(&str, &str)],
     ) -> Result<(u16, Value), GraphError> {
-        let resp = self.http.post(url).form(form).send().await.map_err(|e| {
-            GraphError::Auth(format!("cannot reach the sign-in endpoint {url}: {e}"))
-        })?;
-        let status = resp.status().as_u16();
-        let text = resp.text().await.map_err(|e| {
-            GraphError::Auth(format!("the sign-in endpoint {url} answered badly: {e}"))
-        })?;
-        // Never echo this body: it may hold a token.
-        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Ok((status, body))
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let last = tries >= 3;
+            let resp = match self.http.post(url).form(form).send().await {
+                Ok(r) => r,
+                Err(_) if !last => {
+                    tokio::time::sleep(super::transport::backoff(tries)).await;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(GraphError::Auth(format!(
+                        "cannot reach the sign-in endpoint {url}: {e}"
+                    )))
+                }
+            };
+            let status = resp.status().as_u16();
+            if !last && (status == 429 || status >= 500) {
+                let wait = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(super::parse_retry_after)
+                    .unwrap_or_else(|| super::transport::backoff(tries));
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            let text = resp.text().await.map_err(|e| {
+                GraphError::Auth(format!("the sign-in endpoint {url} answered badly: {e}"))
+            })?;
+            // Never echo this body: it may hold a token.
+            let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            return Ok((status, body));
+        }
     }
 
     fn read_token(body: &Value) -> Result<(Secret, Duration, Option<Secret>), GraphError> {
