@@ -446,3 +446,57 @@ fn check_with_sim_exits_zero_and_prints_the_identity() {
     assert_eq!(v["apply"]["allowed"], true);
     assert_eq!(v["probe"]["ok"], true);
 }
+
+#[tokio::test]
+async fn resolve_the_sample_tenant_by_what_spreadsheets_hold() {
+    use mfa_bulk::graph::Lookup;
+    use mfa_bulk::model::UserRef;
+    let h = sim::start(SimConfig::sample()).await.unwrap();
+    let g = Graph::connect(app(&h)).await.unwrap();
+    let a = |s: &str| UserRef::Address(s.to_lowercase());
+    let guest_id = h
+        .users_state()
+        .into_iter()
+        .find(|u| u.user_principal_name.contains("#EXT#"))
+        .unwrap()
+        .id;
+    let keys = vec![
+        a("zoe.lindqvist@northwind.example"), // UPN
+        a("liam.o'connor@northwind.example"), // quote in UPN
+        a("amara.okafor@northwind.example"),  // mail, not the UPN
+        a("sam.lee_fabrikam.example#EXT#@northwind.onmicrosoft.com"), // guest UPN
+        a("sam.lee@fabrikam.example"),        // guest's own address
+        a("$svc-scanner@northwind.example"),  // $-leading UPN
+        a("info@northwind.example"),          // shared proxy address
+        a("nobody@northwind.example"),
+        UserRef::ObjectId(guest_id.clone()),
+    ];
+    let mut out: Vec<Option<Lookup>> = vec![None; keys.len()];
+    g.resolve(&keys, |i, r| {
+        out[i] = Some(r.unwrap_or_else(|e| panic!("{i}: {e}")))
+    })
+    .await;
+    let upn = |l: &Option<Lookup>| match l {
+        Some(Lookup::Found(u)) => u.user_principal_name.to_lowercase(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(upn(&out[0]), "zoe.lindqvist@northwind.example");
+    assert_eq!(upn(&out[1]), "liam.o'connor@northwind.example");
+    assert_eq!(upn(&out[2]), "aokafor@northwind.example");
+    assert_eq!(
+        upn(&out[3]),
+        "sam.lee_fabrikam.example#ext#@northwind.onmicrosoft.com"
+    );
+    assert_eq!(
+        upn(&out[4]),
+        "sam.lee_fabrikam.example#ext#@northwind.onmicrosoft.com"
+    );
+    assert_eq!(upn(&out[5]), "$svc-scanner@northwind.example");
+    assert!(
+        matches!(&out[6], Some(Lookup::Ambiguous(v)) if v.len() == 2),
+        "{:?}",
+        out[6]
+    );
+    assert!(matches!(out[7], Some(Lookup::NotFound)));
+    assert!(matches!(&out[8], Some(Lookup::Found(u)) if u.id == guest_id));
+}
