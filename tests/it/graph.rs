@@ -529,3 +529,21 @@ async fn list_users_follows_next_links_and_count_sets_the_budget() {
     g.set_tenant_size(10_000);
     assert!((g.ru_rate_per_10s() - 7600.0).abs() < 1.0);
 }
+
+/// The engine spawns these futures: they must be `Send`, and `Graph` `Send + Sync + Clone`.
+#[allow(dead_code)]
+fn futures_are_send(g: Graph, a: mfa_bulk::cli::GraphArgs) {
+    fn send<T: Send>(_: T) {}
+    fn shared<T: Send + Sync + Clone + 'static>() {}
+    shared::<Graph>();
+    let ids: Vec<String> = Vec::new();
+    let ch: Vec<(String, MfaState)> = Vec::new();
+    let keys: Vec<UserRef> = Vec::new();
+    send(g.get_states(&ids, |_, _| {}));
+    send(g.set_states(&ch, |_, _| {}));
+    send(g.resolve(&keys, |_, _| {}));
+    send(g.registration(&ids, |_, _| {}));
+    send(g.count_users());
+    send(Graph::connect(cfg("http://127.0.0.1:1", secret())));
+    send(mfa_bulk::graph::connect_from_args(&a));
+}
