@@ -500,3 +500,48 @@ async fn resolve_the_sample_tenant_by_what_spreadsheets_hold() {
     assert!(matches!(out[7], Some(Lookup::NotFound)));
     assert!(matches!(&out[8], Some(Lookup::Found(u)) if u.id == guest_id));
 }
+
+#[tokio::test]
+async fn stop_sending_mid_run_finishes_in_flight_and_cancels_the_rest() {
+    let h = big(400, 10.0, |c| {
+        c.faults = FaultConfig {
+            latency_min_ms: 30,
+            latency_max_ms: 30,
+            ..FaultConfig::default()
+        }
+    })
+    .await;
+    let mut c = app(&h);
+    c.writes_per_sec = Some(150.0);
+    c.concurrency = 2;
+    let g = Graph::connect(c).await.unwrap();
+    let targets = ids(&h);
+    let ch: Vec<(String, MfaState)> = targets
+        .iter()
+        .map(|i| (i.clone(), MfaState::Enforced))
+        .collect();
+    let (mut ok, mut cancelled, mut other) = (0u64, 0u64, 0u64);
+    let g2 = g.clone();
+    g.set_states(&ch, |_, r| {
+        match r {
+            Ok(_) => ok += 1,
+            Err(e) if e.kind == ErrorKind::Cancelled => cancelled += 1,
+            Err(_) => other += 1,
+        }
+        if ok + cancelled + other == 20 {
+            g2.stop_sending();
+        }
+    })
+    .await;
+    assert_eq!(ok + cancelled + other, 400);
+    assert_eq!(other, 0);
+    assert!(
+        ok >= 20 && ok < 400 && cancelled > 0,
+        "ok {ok}, cancelled {cancelled}"
+    );
+    assert_eq!(
+        h.counters().writes,
+        ok,
+        "exactly the answered writes were applied"
+    );
+}
