@@ -773,5 +773,18 @@ mod tests {
         let (pk, cert) = client_key(c).unwrap();
         assert!(cert.is_some());
         assert_eq!(pk[0], 0x30);
+        // The same key as SPKI ("PUBLIC KEY") and PKCS#1 ("RSA PUBLIC KEY") PEM.
+        let spki = cfg
+            .tenant
+            .clients
+            .iter()
+            .find(|c| c.public_key.is_some())
+            .unwrap();
+        assert_eq!(client_key(spki).unwrap().0, pk);
+        let mut pkcs1 = spki.clone();
+        pkcs1.public_key = Some(PKCS1_PEM.to_string());
+        assert_eq!(client_key(&pkcs1).unwrap().0, pk);
     }
+
+    const PKCS1_PEM: &str = "-----BEGIN RSA PUBLIC KEY-----\nMIIBCgKCAQEApz1U4MGespoNDvAM8KrBnPI6sNBvDNQJRPbPCGVkqisAgPc43sSX\nR905TLcNeEYINlRQ/spSnDKmEKrnslb631Flmkke/QaJJXUTGRkCxEZ7Tf27vhVY\nxk1vT/EOCJ3UDgYawlDokc2vP+Zb2KrAMkpM6jwBtT5RwxWn3G0gxdNnBAJlz4xV\nqLPIgpapEQWQH5M9NQkN7ktaTCRmbKj6Syji1X+Gs8xRB5JpD21bp6pBx709nbxz\nt93mIku6MmEkmnMv0BuW0k9QmbJFZjfcEGWJ9SpfsFAqldPZMTqDoH/kplJ+1RPv\nUC++3+9OdMm8q5h9Vr5uul3zR9EeYa7KQwIDAQAB\n-----END RSA PUBLIC KEY-----\n";
 }

@@ -499,3 +499,111 @@ pub fn generate_tenant(n: usize, seed: u64) -> TenantSeed {
     base.users = users;
     base
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> SimArgs {
+        let mut v = vec!["mfa-bulk", "sim"];
+        v.extend_from_slice(extra);
+        match crate::cli::Cli::parse_from(v).command {
+            crate::cli::Command::Sim(a) => a,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn sample_tenant_matches_the_samples_spec() {
+        let t = SimConfig::sample().tenant;
+        assert_eq!(t.tenant_id, crate::sim::SIM_TENANT_ID);
+        assert_eq!(t.users.len(), 17);
+        let u = |upn: &str| {
+            t.users
+                .iter()
+                .find(|u| u.user_principal_name == upn)
+                .unwrap_or_else(|| panic!("{upn}"))
+        };
+        let zoe = u("zoe.lindqvist@northwind.example");
+        assert_eq!(
+            (zoe.per_user_mfa_state.as_str(), zoe.methods.as_slice()),
+            ("disabled", &["microsoftAuthenticator".to_string()][..])
+        );
+        assert_eq!(
+            u("agot.sorensen@northwind.example").per_user_mfa_state,
+            "enabled"
+        );
+        assert_eq!(
+            u("priya.raman@northwind.example").per_user_mfa_state,
+            "enforced"
+        );
+        assert_eq!(
+            u("nadia.haddad@northwind.example").per_user_mfa_state,
+            "enforced"
+        );
+        let sam = u("sam.lee_fabrikam.example#EXT#@northwind.onmicrosoft.com");
+        assert_eq!(sam.user_type, "Guest");
+        assert_eq!(sam.other_mails, vec!["sam.lee@fabrikam.example"]);
+        let amara = u("aokafor@northwind.example");
+        assert_eq!(
+            amara.mail.as_deref(),
+            Some("amara.okafor@northwind.example")
+        );
+        for fd in [
+            "frontdesk1@northwind.example",
+            "frontdesk2@northwind.example",
+        ] {
+            assert!(u(fd).mail.is_none());
+            assert!(u(fd)
+                .proxy_addresses
+                .contains(&"smtp:info@northwind.example".to_string()));
+        }
+        assert!(!u("old.account@northwind.example").account_enabled);
+        assert!(u("$svc-scanner@northwind.example").mail.is_none());
+        assert!(u("hyper.link@northwind.example")
+            .display_name
+            .starts_with("=HYPERLINK("));
+        assert!(!t
+            .users
+            .iter()
+            .any(|u| u.user_principal_name.starts_with("oskar.berg")));
+        let ids: std::collections::HashSet<_> = t.users.iter().map(|u| &u.id).collect();
+        assert_eq!(ids.len(), 17);
+        assert_eq!(SimConfig::sample().ru_budget(), 3500);
+    }
+
+    #[test]
+    fn from_args_checks_its_options() {
+        let c =
+            SimConfig::from_args(&args(&["--listen", "127.0.0.1:0", "--latency", "5-50"])).unwrap();
+        assert_eq!((c.faults.latency_min_ms, c.faults.latency_max_ms), (5, 50));
+        assert_eq!(c.tenant.users.len(), 17);
+        assert!(SimConfig::from_args(&args(&["--listen", "10.0.0.1:80"])).is_err());
+        assert!(SimConfig::from_args(&args(&["--error-rate", "1.5"])).is_err());
+        assert!(SimConfig::from_args(&args(&["--latency", "50-5"])).is_err());
+        assert!(SimConfig::from_args(&args(&["--time-scale", "0"])).is_err());
+        let c = SimConfig::from_args(&args(&["--users", "700", "--non-premium"])).unwrap();
+        assert!(!c.tenant.premium);
+        assert_eq!(c.ru_budget(), 8000);
+        let c = SimConfig::from_args(&args(&["--ru-budget", "100"])).unwrap();
+        assert_eq!(c.ru_budget(), 100);
+    }
+
+    #[test]
+    fn loads_a_tenant_file() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/tenant.json");
+        let t = SimConfig::load_tenant(&path).unwrap();
+        assert_eq!(t.users.len(), 17);
+        let err = SimConfig::load_tenant(std::path::Path::new("no/such/file.json")).unwrap_err();
+        assert!(format!("{err:#}").contains("no/such/file.json"));
+    }
+
+    #[test]
+    fn debug_never_prints_a_secret() {
+        let cfg = SimConfig::sample();
+        let dbg = format!("{cfg:?}");
+        assert!(!dbg.contains(crate::sim::SIM_CLIENT_SECRET));
+        assert!(!dbg.contains("PRIVATE KEY"));
+    }
+}

@@ -67,6 +67,11 @@ pub const SIM_CERT_PEM: &str = include_str!("sim-app-cert.pem");
 /// Public client for the device code flow; the signed-in admin is `it.admin@northwind.example`
 /// (Authentication Policy Administrator).
 pub const SIM_DEVICE_CLIENT_ID: &str = "8e3bac6f-5d74-40b1-af9e-ad4a5b6c7e83";
+/// Public client whose signed-in user is only a Helpdesk Administrator (delegated writes of the
+/// MFA state answer 403).
+pub const SIM_DEVICE_HELPDESK_CLIENT_ID: &str = "9f4cbd70-6e85-41c2-b0af-be5b6c7d8f94";
+/// `pubkey-app`: registered with a bare public key (the key of [`SIM_CERT_PEM`]), read-only.
+pub const SIM_PUBKEY_CLIENT_ID: &str = "a05dce81-7f96-42d3-81b0-cf6c7d8e9fa5";
 
 /// A running simulator. Dropping it stops the server.
 pub struct SimHandle {

@@ -179,6 +179,10 @@ fn pem_der(pem: &str, label: &str) -> Vec<u8> {
 
 /// A client assertion signed with the `cert-app` key.
 fn assertion(aud: &str, alg: &str, jti: &str, exp_in: i64) -> String {
+    assertion_for(sim::SIM_CERT_CLIENT_ID, aud, alg, jti, exp_in)
+}
+
+fn assertion_for(client: &str, aud: &str, alg: &str, jti: &str, exp_in: i64) -> String {
     let cert = pem_der(sim::SIM_CERT_PEM, "CERTIFICATE");
     let key = pem_der(sim::SIM_CERT_PEM, "PRIVATE KEY");
     let mut header = json!({"alg": alg, "typ": "JWT"});
@@ -192,7 +196,7 @@ fn assertion(aud: &str, alg: &str, jti: &str, exp_in: i64) -> String {
         )));
     }
     let now = chrono::Utc::now().timestamp();
-    let claims = json!({"aud": aud, "iss": sim::SIM_CERT_CLIENT_ID, "sub": sim::SIM_CERT_CLIENT_ID,
+    let claims = json!({"aud": aud, "iss": client, "sub": client,
         "jti": jti, "nbf": now, "iat": now, "exp": now + exp_in});
     let signing_input = format!(
         "{}.{}",
@@ -217,11 +221,15 @@ fn assertion(aud: &str, alg: &str, jti: &str, exp_in: i64) -> String {
 }
 
 async fn assertion_token(s: &SimHandle, a: &str) -> reqwest::Response {
+    assertion_token_for(s, sim::SIM_CERT_CLIENT_ID, a).await
+}
+
+async fn assertion_token_for(s: &SimHandle, client: &str, a: &str) -> reqwest::Response {
     http()
         .post(token_url(s))
         .form(&[
             ("grant_type", "client_credentials"),
-            ("client_id", sim::SIM_CERT_CLIENT_ID),
+            ("client_id", client),
             (
                 "client_assertion_type",
                 "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
@@ -1497,4 +1505,79 @@ async fn peak_concurrency_is_counted() {
         assert_eq!(h.await.unwrap().status(), 200);
     }
     assert!(s.counters().peak_concurrency >= 2, "{:?}", s.counters());
+}
+
+#[tokio::test]
+async fn client_assertion_against_a_bare_public_key() {
+    let s = start().await;
+    let aud = token_url(&s);
+    let a = assertion_for(sim::SIM_PUBKEY_CLIENT_ID, &aud, "RS256", "k-1", 300);
+    let r = assertion_token_for(&s, sim::SIM_PUBKEY_CLIENT_ID, &a).await;
+    assert_eq!(r.status(), 200);
+    let tok = json_of(r).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        claims(&tok)["roles"],
+        json!(["Policy.Read.All", "User.Read.All"])
+    );
+    // An assertion for another client id is refused.
+    let a = assertion_for(sim::SIM_CERT_CLIENT_ID, &aud, "RS256", "k-2", 300);
+    let r = assertion_token_for(&s, sim::SIM_PUBKEY_CLIENT_ID, &a).await;
+    assert_eq!(r.status(), 401);
+    // A secret is no use to an app that has none.
+    let r = token_for(&s, sim::SIM_PUBKEY_CLIENT_ID, "guess").await;
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn delegated_admin_without_the_role_gets_403() {
+    let s = start_with(|c| c.limits.device_code_auto_approve_polls = 1).await;
+    let dc = json_of(
+        http()
+            .post(format!("{}/{TENANT}/oauth2/v2.0/devicecode", s.url()))
+            .form(&[
+                ("client_id", sim::SIM_DEVICE_HELPDESK_CLIENT_ID),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let mut tok = None;
+    for _ in 0..3 {
+        let r = http()
+            .post(token_url(&s))
+            .form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                ("client_id", sim::SIM_DEVICE_HELPDESK_CLIENT_ID),
+                ("device_code", dc["device_code"].as_str().unwrap()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            tok = Some(
+                json_of(r).await["access_token"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            );
+            break;
+        }
+    }
+    let tok = tok.expect("approved after one poll");
+    let me = json_of(get(&s, &tok, "/v1.0/me").await).await;
+    assert_eq!(me["userPrincipalName"], "helpdesk@northwind.example");
+    let r = patch_state(&s, &tok, "liam.o'connor@northwind.example", "enabled").await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        s.user_state("liam.o'connor@northwind.example").unwrap(),
+        "disabled"
+    );
+    // /me needs a signed-in user.
+    let app = token(&s).await;
+    assert_eq!(get(&s, &app, "/v1.0/me").await.status(), 400);
 }
