@@ -16,6 +16,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             clap_complete::generate(shell, &mut cmd, "mfa-bulk", &mut std::io::stdout());
             Ok(ExitCode::Success)
         }
+        Command::Check(args) => crate::check::run(&args),
         Command::Sim(args) => crate::sim::run_cli(&args),
         Command::Validate(args) => crate::validate::run(&args),
         _ => anyhow::bail!("not built yet"),
