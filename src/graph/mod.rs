@@ -692,14 +692,3 @@ mod tests {
         assert!(!format!("{c:?}").contains("eyJtoken"));
     }
 }
-
-/// Connects as the command line says: with `--sim`, starts the built-in simulator and signs in
-/// to it; otherwise from flags and environment.
-pub async fn connect_from_args(
-    args: &GraphArgs,
-) -> Result<(Graph, Option<crate::sim::SimHandle>), GraphError> {
-    let _ = args;
-    Err(GraphError::Config(
-        "the Graph client is not built yet".into(),
-    ))
-}
