@@ -578,7 +578,7 @@ pub async fn connect_from_args(
     let cfg = GraphConfig {
         graph_url: url.clone(),
         login_url: url,
-        cloud: "custom".into(),
+        cloud: "simulator".into(),
         tenant: crate::sim::SIM_TENANT_ID.into(),
         client_id: crate::sim::SIM_CLIENT_ID.into(),
         credential: Credential::Secret(Secret::new(crate::sim::SIM_CLIENT_SECRET)),
