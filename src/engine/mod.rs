@@ -470,10 +470,7 @@ impl Job {
     /// Reads the per-user MFA state of every open row.
     async fn read_states(&mut self, graph: &Graph) {
         let open = self.open_rows();
-        let ids: Vec<String> = open
-            .iter()
-            .map(|&i| self.items[i].user.as_ref().expect("user").id.clone())
-            .collect();
+        let ids = user_ids(&self.items, &open);
         let pb = progress::bar(ids.len() as u64, "reading");
         let items = &mut self.items;
         let mut done = 0;
@@ -497,10 +494,7 @@ impl Job {
     /// Reads whether users have registered an MFA method (`--registration`).
     async fn read_registration(&mut self, graph: &Graph) -> anyhow::Result<()> {
         let open = self.open_rows();
-        let ids: Vec<String> = open
-            .iter()
-            .map(|&i| self.items[i].user.as_ref().expect("user").id.clone())
-            .collect();
+        let ids = user_ids(&self.items, &open);
         let items = &mut self.items;
         graph
             .registration(&ids, |k, reg| items[open[k]].result.mfa_registered = reg)
@@ -597,10 +591,7 @@ impl Job {
 
     /// Reads again the users about to be written (after a long pause at the prompt).
     async fn reread_before_write(&mut self, graph: &Graph, changes: &[usize]) {
-        let ids: Vec<String> = changes
-            .iter()
-            .map(|&i| self.items[i].user.as_ref().expect("user").id.clone())
-            .collect();
+        let ids = user_ids(&self.items, changes);
         let items = &mut self.items;
         graph
             .get_states(&ids, |k, res| {
@@ -709,6 +700,27 @@ pub(crate) fn flush_items(
     Ok(())
 }
 
+/// The user ids of the given rows (each must have a resolved user).
+fn user_ids(items: &[Item], rows: &[usize]) -> Vec<String> {
+    rows.iter()
+        .map(|&i| items[i].user.as_ref().expect("resolved user").id.clone())
+        .collect()
+}
+
+/// Asks a yes/no question at the terminal (on stderr, so stdout stays clean). Anything but
+/// y/yes is no.
+pub(crate) fn ask(question: &str) -> anyhow::Result<bool> {
+    use std::io::Write;
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush().ok();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
 /// Records a failed read on a row (404: the user is gone).
 fn fail_read(it: &mut Item, e: CallError, what: &str) {
     it.result.request_id = e.request_id.clone();
@@ -722,7 +734,6 @@ fn fail_read(it: &mut Item, e: CallError, what: &str) {
 
 /// Asks the admin at the terminal. Anything but y/yes is no.
 fn confirm(job: &Job, n: usize, identity: &Identity) -> anyhow::Result<bool> {
-    use std::io::Write;
     let targets: HashSet<&str> = job
         .pending_changes()
         .iter()
@@ -730,17 +741,10 @@ fn confirm(job: &Job, n: usize, identity: &Identity) -> anyhow::Result<bool> {
         .collect();
     let mut targets: Vec<&str> = targets.into_iter().collect();
     targets.sort();
-    eprint!(
-        "Change the per-user MFA state of {n} users (to {}) in tenant {}? [y/N] ",
+    ask(&format!(
+        "Change the per-user MFA state of {n} users (to {}) in tenant {}?",
         targets.join("/"),
         identity.tenant_id
-    );
-    std::io::stderr().flush().ok();
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer)?;
-    Ok(matches!(
-        answer.trim().to_ascii_lowercase().as_str(),
-        "y" | "yes"
     ))
 }
 

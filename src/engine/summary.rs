@@ -14,20 +14,6 @@ use crate::model::MfaState;
 use crate::report::{self, Outcome};
 use crate::resolve::Strategy;
 
-/// Every outcome, in the order the summary lists them.
-const ORDER: [Outcome; 10] = [
-    Outcome::WouldChange,
-    Outcome::Changed,
-    Outcome::NoChange,
-    Outcome::NotFound,
-    Outcome::Invalid,
-    Outcome::Duplicate,
-    Outcome::Excluded,
-    Outcome::Skipped,
-    Outcome::Drifted,
-    Outcome::Failed,
-];
-
 /// Outcomes that need the admin's attention (exit code 1).
 pub fn needs_attention(o: &Outcome) -> bool {
     matches!(
@@ -80,7 +66,7 @@ impl Summary {
         interrupted: bool,
         graph: Stats,
     ) -> Summary {
-        let counts = ORDER
+        let counts = Outcome::ALL
             .iter()
             .map(|o| {
                 let n = items.iter().filter(|it| &it.result.outcome == o).count() as u64;
