@@ -294,7 +294,8 @@ impl Job {
                 }
                 if !changes.is_empty() && !opts.yes && !interrupted.is_set() {
                     let asked = Instant::now();
-                    if !confirm(&self, changes.len(), &identity)? {
+                    let yes = confirm(&self, changes.len(), &identity)?;
+                    if !yes || interrupted.is_set() {
                         for &i in &changes {
                             self.items[i].finish(
                                 Outcome::Skipped,
@@ -708,8 +709,12 @@ fn user_ids(items: &[Item], rows: &[usize]) -> Vec<String> {
 }
 
 /// Asks a yes/no question at the terminal (on stderr, so stdout stays clean). Anything but
-/// y/yes is no.
+/// y/yes is no. Called from the async run: the wait for the answer is moved off the runtime.
 pub(crate) fn ask(question: &str) -> anyhow::Result<bool> {
+    tokio::task::block_in_place(|| ask_blocking(question))
+}
+
+fn ask_blocking(question: &str) -> anyhow::Result<bool> {
     use std::io::Write;
     eprint!("{question} [y/N] ");
     std::io::stderr().flush().ok();
@@ -732,20 +737,49 @@ fn fail_read(it: &mut Item, e: CallError, what: &str) {
     it.finish(outcome, Some(format!("{what} failed: {e}")));
 }
 
-/// Asks the admin at the terminal. Anything but y/yes is no.
+/// Shows the plan (what will change, by target, and what will not) and asks the admin at the
+/// terminal. Turning MFA off is called out. Anything but y/yes is no.
 fn confirm(job: &Job, n: usize, identity: &Identity) -> anyhow::Result<bool> {
-    let targets: HashSet<&str> = job
-        .pending_changes()
-        .iter()
-        .map(|&i| job.items[i].target.as_str())
-        .collect();
-    let mut targets: Vec<&str> = targets.into_iter().collect();
-    targets.sort();
-    ask(&format!(
-        "Change the per-user MFA state of {n} users (to {}) in tenant {}?",
-        targets.join("/"),
-        identity.tenant_id
-    ))
+    let pending = job.pending_changes();
+    let mut by_target: Vec<(String, usize)> = Vec::new();
+    for &i in &pending {
+        let t = job.items[i].target.as_str();
+        match by_target.iter_mut().find(|(k, _)| k == t) {
+            Some((_, c)) => *c += 1,
+            None => by_target.push((t.to_string(), 1)),
+        }
+    }
+    by_target.sort();
+    eprintln!("Plan for tenant {}:", identity.tenant_id);
+    for (t, c) in &by_target {
+        eprintln!("  set {t:<9} {c:>7} {}", users(*c));
+    }
+    for o in Outcome::ALL {
+        let c = job
+            .items
+            .iter()
+            .filter(|it| it.done && it.result.outcome == o)
+            .count();
+        if c > 0 {
+            eprintln!("  {:<13} {c:>7}", o.as_str());
+        }
+    }
+    if let Some((_, off)) = by_target.iter().find(|(t, _)| t == "disabled") {
+        eprintln!(
+            "WARNING: {off} {} will have per-user MFA turned OFF.",
+            users(*off)
+        );
+    }
+    ask(&format!("Change {n} {}?", users(n)))
+}
+
+/// "user" or "users".
+pub(crate) fn users(n: usize) -> &'static str {
+    if n == 1 {
+        "user"
+    } else {
+        "users"
+    }
 }
 
 /// Reads a dry-run result file for `--plan` and checks it belongs to this input.

@@ -149,7 +149,7 @@ pub fn run_revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
                 pending.len(),
                 identity.tenant_id
             );
-            if !super::ask(&question)? {
+            if !super::ask(&question)? || interrupted.is_set() {
                 for &i in &pending {
                     items[i].finish(Outcome::Skipped, Some("not reverted: the admin answered no".into()));
                 }

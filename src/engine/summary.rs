@@ -187,25 +187,31 @@ impl Summary {
         if self.registered_but_disabled > 0 {
             writeln!(
                 out,
-                "{} users have registered an MFA method but their per-user MFA was disabled \
-                 (the users this fixes).",
-                self.registered_but_disabled
+                "{} {} registered an MFA method but per-user MFA was disabled (the users this fixes).",
+                self.registered_but_disabled,
+                if self.registered_but_disabled == 1 { "user has" } else { "users have" }
             )?;
         }
         if !self.need_mfasetup.is_empty() {
             writeln!(
                 out,
-                "{} changed users have no MFA method registered yet: they must visit \
+                "{} changed {} no MFA method registered yet: they must visit \
                  https://aka.ms/mfasetup (--notify-list FILE writes their addresses).",
-                self.need_mfasetup.len()
+                self.need_mfasetup.len(),
+                if self.need_mfasetup.len() == 1 {
+                    "user has"
+                } else {
+                    "users have"
+                }
             )?;
         }
         if self.registration_unknown > 0 && self.count(Outcome::Changed) > 0 {
             writeln!(
                 out,
-                "{} changed users: registration not known (add --registration to find out who \
+                "{} changed {}: registration not known (add --registration to find out who \
                  still has to visit https://aka.ms/mfasetup).",
-                self.registration_unknown
+                self.registration_unknown,
+                super::users(self.registration_unknown as usize)
             )?;
         }
         writeln!(

@@ -426,7 +426,7 @@ fn registration_makes_the_seed_problem_stand_out_in_a_dry_run() {
         .assert()
         .success()
         .stdout(predicate::str::contains(
-            "users have registered an MFA method but their per-user MFA was disabled",
+            "registered an MFA method but per-user MFA was disabled",
         ));
     let rows = read_csv(&out);
     // Zoë registered through Conditional Access yet shows disabled: the seed problem.
