@@ -433,6 +433,6 @@ fn done_entry(it: &Item, c: &Change) -> JournalEntry {
         state_after: it.result.state_after.clone(),
         request_id: it.result.request_id.clone(),
         ok: it.result.outcome == Outcome::Changed,
-        error: it.result.error.clone(),
+        error: it.result.error.as_ref().map(|e| e.to_string()),
     }
 }
