@@ -367,6 +367,13 @@ impl Job {
                 .await?;
             }
         }
+        // One result row per input row, whatever happened: a row nothing settled says so.
+        for it in self.items.iter_mut().filter(|it| !it.done) {
+            it.finish_static(
+                Outcome::Skipped,
+                "not processed: the run stopped before this row; rerun the same command",
+            );
+        }
         self.flush_final(&mut writer)?;
         writer.finish()?;
 
