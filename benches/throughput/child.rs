@@ -1,0 +1,98 @@
+//! Runs the real `mfa-bulk` binary as a child process, samples its peak resident memory
+//! (`VmHWM` in `/proc/<pid>/status`) every ~50 ms until it exits, and keeps its output.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ChildRun {
+    pub args: Vec<String>,
+    pub exit_code: Option<i32>,
+    pub wall_secs: f64,
+    /// Peak resident set size (VmHWM, the kernel's high-water mark), in KiB.
+    pub peak_rss_kib: u64,
+    pub stdout: String,
+    pub stderr_tail: String,
+}
+
+impl ChildRun {
+    pub fn peak_rss_mib(&self) -> f64 {
+        self.peak_rss_kib as f64 / 1024.0
+    }
+}
+
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Runs `bin args` in `dir` with `envs`; stdout goes to a file there (or is discarded).
+pub fn run(
+    bin: &Path,
+    args: &[String],
+    dir: &Path,
+    envs: &[(&str, &str)],
+    keep_stdout: bool,
+) -> anyhow::Result<ChildRun> {
+    std::fs::create_dir_all(dir)?;
+    let out_path: PathBuf = dir.join("stdout.txt");
+    let err_path: PathBuf = dir.join("stderr.txt");
+    let stdout = if keep_stdout {
+        Stdio::from(std::fs::File::create(&out_path)?)
+    } else {
+        Stdio::null()
+    };
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::from(std::fs::File::create(&err_path)?))
+        // No colours, no progress bars in the captured output.
+        .env("NO_COLOR", "1")
+        .env_remove("AZURE_TENANT_ID")
+        .env_remove("AZURE_CLIENT_ID")
+        .env_remove("AZURE_CLIENT_CERTIFICATE_PATH")
+        .env_remove("MFA_BULK_GRAPH_URL")
+        .env_remove("MFA_BULK_LOGIN_URL");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let started = Instant::now();
+    let mut child = cmd.spawn()?;
+    let pid = child.id();
+    let mut peak = 0u64;
+    let status = loop {
+        if let Some(v) = vm_hwm_kib(pid) {
+            peak = peak.max(v);
+        }
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let wall_secs = started.elapsed().as_secs_f64();
+    let stdout = if keep_stdout {
+        std::fs::read_to_string(&out_path).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
+    let tail_start = stderr
+        .char_indices()
+        .rev()
+        .nth(2000)
+        .map(|(i, _)| i)
+        .unwrap_or(0);
+    Ok(ChildRun {
+        args: args.to_vec(),
+        exit_code: status.code(),
+        wall_secs,
+        peak_rss_kib: peak,
+        stdout,
+        stderr_tail: stderr[tail_start..].to_string(),
+    })
+}
