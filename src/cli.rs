@@ -31,6 +31,10 @@ pub struct Cli {
 pub enum Command {
     /// Read and check a file offline: list the users found (with spreadsheet row numbers)
     /// and the problems. No network.
+    ///
+    /// Up to 1,000 users are all listed; above that the first 50 are listed and the rest
+    /// counted. Problems are listed up to 1,000. `--json` uses the same limits. Exit 0 when every
+    /// row is usable, 1 when some rows are invalid or duplicates, 2 when the file is unusable.
     Validate(ValidateArgs),
     /// Resolve every user and read their current MFA state; change nothing. Writes the
     /// result file with the action each row would take.

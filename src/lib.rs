@@ -4,6 +4,7 @@
 //! (plan, apply, read back) → [`report`] (result file). [`graph`] is the only module that
 //! talks HTTP to Graph; [`sim`] is the built-in Graph simulator.
 
+pub mod check;
 pub mod cli;
 pub mod engine;
 pub mod exit;
@@ -14,6 +15,7 @@ pub mod report;
 pub mod resolve;
 pub mod run;
 pub mod sim;
+pub mod validate;
 
 pub use exit::ExitCode;
 pub use run::run;

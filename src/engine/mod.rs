@@ -119,18 +119,7 @@ pub(crate) fn read_input(
         encoding: args.encoding.clone(),
         delimiter: args.delimiter.clone(),
     };
-    let excluded = match &args.exclude {
-        Some(p) => input::read_exclusions(p, &ReadOptions::default())?,
-        None => HashSet::new(),
-    };
-    let mut reader = input::open(&args.file, &opts)?;
-    let info = reader.info.clone();
-    let mut marker = input::Marker::new(excluded.clone());
-    let mut rows = Vec::new();
-    for raw in &mut reader {
-        rows.push(marker.mark(raw?)?);
-    }
-    Ok((info, rows, excluded))
+    input::read_all(&args.file, &opts, args.exclude.as_deref())
 }
 
 /// The result file's path: `-o`, else `<input>-<command>-<time>.csv` in the current directory.

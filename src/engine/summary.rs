@@ -157,9 +157,14 @@ impl Summary {
             .as_ref()
             .map(|s| format!(", sheet \"{s}\""))
             .unwrap_or_default();
+        let sim = if identity.cloud == "simulator" {
+            " (the built-in simulator: no real tenant was touched)"
+        } else {
+            ""
+        };
         writeln!(
             out,
-            "{} of {}{sheet}, column \"{}\": {} rows, tenant {}",
+            "{} of {}{sheet}, column \"{}\": {} rows, tenant {}{sim}",
             self.command,
             info.path.display(),
             info.column,

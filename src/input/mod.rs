@@ -7,11 +7,26 @@
 //! - [`Marker`] turns raw rows into [`InputRow`]s with duplicates and exclusions marked.
 //! - [`read_exclusions`] reads an `--exclude` file into a set of keys.
 //! - [`read_all`] does all three for the engine.
+//!
+//! Blank rows (every cell empty) are never returned as rows: [`Reader::blank_rows`] counts the
+//! ones that lie between data rows (trailing blank rows are not counted). Every other row after
+//! the header comes back, even when its user cell is empty (the [`Marker`] makes it `Invalid`).
 
-use std::collections::HashSet;
+pub mod detect;
+pub mod header;
+pub mod normalize;
+pub mod text;
+pub mod workbook;
+
+#[cfg(test)]
+mod proptests;
+
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 
-use crate::model::InputRow;
+use crate::model::{InputRow, MfaState, RowStatus};
+
+use header::{col_letter, find_layout, Layout, LayoutError, Row, HEAD_ROWS};
 
 /// How to read a file (from `--sheet`, `--column`, `--encoding`, `--delimiter`).
 #[derive(Clone, Debug, Default)]
@@ -44,24 +59,233 @@ pub struct SourceInfo {
     pub state_column: Option<String>,
 }
 
+fn list_headers(headers: &[(String, String)]) -> String {
+    if headers.is_empty() {
+        return "none (no data in the first rows)".into();
+    }
+    headers
+        .iter()
+        .map(|(l, h)| format!("{l} \"{}\"", normalize::printable(h)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn where_sheet(sheet: &Option<String>) -> String {
+    sheet
+        .as_ref()
+        .map(|s| format!(", sheet \"{s}\""))
+        .unwrap_or_default()
+}
+
+fn where_row(row: &Option<u64>) -> String {
+    row.map(|r| format!(" (row {r})")).unwrap_or_default()
+}
+
+fn column_example(headers: &[(String, String)]) -> String {
+    match headers.first() {
+        Some((l, h)) => format!("--column \"{h}\" or --column {l}"),
+        None => "--column \"Work email\" or --column D".into(),
+    }
+}
+
 /// Errors that make a file unusable. Each names the file (and sheet, row, column where it
 /// applies) and says what to do. Exit code 2; nothing is sent to Graph.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
+    /// Catch-all (kept from the first contract).
     #[error("{path}: {message}")]
     Unusable { path: PathBuf, message: String },
+
+    #[error("{path}: file not found. Check the path (put it in quotes if it has spaces).", path = .path.display())]
+    NotFound { path: PathBuf },
+
+    #[error("{path}: cannot read the file ({source}). Check that it exists, is not a folder and that you may read it; close it in Excel if it is open there.", path = .path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{path}: the file is empty (no data, or only blank lines). Export the user list again.", path = .path.display())]
+    Empty { path: PathBuf },
+
+    #[error("{path}: password-protected (encrypted) workbook: it cannot be read. Open it in Excel, save an unprotected copy (File › Info › Protect Workbook › Encrypt with Password: clear the password) or export it as CSV, and use that copy.", path = .path.display())]
+    PasswordProtected { path: PathBuf },
+
+    #[error("{path}: {detail}. {hint}.", path = .path.display())]
+    Corrupt {
+        path: PathBuf,
+        detail: String,
+        hint: String,
+    },
+
+    #[error("{path}: not a spreadsheet or text file: {detail}. Open it in Excel and save it as .xlsx or CSV UTF-8.", path = .path.display())]
+    NotText { path: PathBuf, detail: String },
+
+    #[error("{path}: {message}", path = .path.display())]
+    BadOption { path: PathBuf, message: String },
+
+    #[error("{path}: no sheet named \"{sheet}\". Sheets in this workbook: {available}. Use --sheet with one of these names.", path = .path.display(), available = .available.iter().map(|s| format!("\"{}\"", normalize::printable(s))).collect::<Vec<_>>().join(", "))]
+    UnknownSheet {
+        path: PathBuf,
+        sheet: String,
+        available: Vec<String>,
+    },
+
+    #[error("{path}{sh}: no user column found. Looked for a header such as UPN, UserPrincipalName, User name, Email, E-Mail or Work email in the first {HEAD_ROWS} rows, and for a column of addresses. Headers found{r}: {h}. Pick the column with {ex}.",
+        path = .path.display(), sh = where_sheet(.sheet), r = where_row(.header_row), h = list_headers(.headers), ex = column_example(.headers))]
+    NoUserColumn {
+        path: PathBuf,
+        sheet: Option<String>,
+        header_row: Option<u64>,
+        /// (letter, header) of the likely header row.
+        headers: Vec<(String, String)>,
+    },
+
+    #[error("{path}{sh}: no column \"{column}\" (not a header in the first {HEAD_ROWS} rows, nor a column letter with data). Headers found{r}: {h}. Use --column with one of these names or letters.",
+        path = .path.display(), sh = where_sheet(.sheet), r = where_row(.header_row), h = list_headers(.headers))]
+    ColumnNotFound {
+        path: PathBuf,
+        sheet: Option<String>,
+        column: String,
+        header_row: Option<u64>,
+        headers: Vec<(String, String)>,
+    },
+
+    #[error("{path}, row {row}, column {column}: '{value}' in the exclusion list is not an email address or object id. Fix or remove that row: every listed user must be recognisable so that none is touched by mistake.", path = .path.display())]
+    BadExclusion {
+        path: PathBuf,
+        row: u64,
+        column: String,
+        value: String,
+    },
 }
+
+impl InputError {
+    pub(crate) fn io(path: &Path, e: std::io::Error) -> InputError {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            InputError::NotFound {
+                path: path.to_path_buf(),
+            }
+        } else {
+            InputError::Io {
+                path: path.to_path_buf(),
+                source: e,
+            }
+        }
+    }
+
+    /// The file this error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            InputError::Unusable { path, .. }
+            | InputError::NotFound { path }
+            | InputError::Io { path, .. }
+            | InputError::Empty { path }
+            | InputError::PasswordProtected { path }
+            | InputError::Corrupt { path, .. }
+            | InputError::NotText { path, .. }
+            | InputError::BadOption { path, .. }
+            | InputError::UnknownSheet { path, .. }
+            | InputError::NoUserColumn { path, .. }
+            | InputError::ColumnNotFound { path, .. }
+            | InputError::BadExclusion { path, .. } => path,
+        }
+    }
+}
+
+/// The source of physical rows behind a [`Reader`].
+type RowSource = Box<dyn Iterator<Item = Result<Row, InputError>> + Send>;
+
+/// At most this many blank row numbers are remembered (all are counted).
+const BLANK_ROWS_KEPT: usize = 1000;
 
 /// An open input file: what was found, and its data rows in order.
 pub struct Reader {
     pub info: SourceInfo,
-    rows: Box<dyn Iterator<Item = Result<RawRow, InputError>>>,
+    /// Workbook sheets (name, hidden) in order; empty for text files.
+    sheets: Vec<(String, bool)>,
+    hidden_rows: Option<std::collections::BTreeSet<u64>>,
+    buffered: VecDeque<Row>,
+    src: RowSource,
+    user_col: usize,
+    state_col: Option<usize>,
+    pending_blank: Vec<u64>,
+    pending_count: u64,
+    blank_count: u64,
+    blank_rows: Vec<u64>,
+    done: bool,
+}
+
+impl Reader {
+    /// Blank rows skipped so far between data rows (trailing blank rows are not counted).
+    pub fn blank_rows(&self) -> u64 {
+        self.blank_count
+    }
+
+    /// Row numbers of the first blank rows skipped (at most 1,000).
+    pub fn blank_row_numbers(&self) -> &[u64] {
+        &self.blank_rows
+    }
+
+    /// Sheet names of a workbook, in order, with whether each is hidden (empty for text).
+    pub fn sheets(&self) -> &[(String, bool)] {
+        &self.sheets
+    }
+
+    /// Rows hidden in Excel in the sheet read (XLSX/XLSM only; `None` when the format does not
+    /// say). Hidden rows are read like any other row.
+    pub fn hidden_rows(&self) -> Option<&std::collections::BTreeSet<u64>> {
+        self.hidden_rows.as_ref()
+    }
 }
 
 impl Iterator for Reader {
     type Item = Result<RawRow, InputError>;
+
     fn next(&mut self) -> Option<Self::Item> {
-        self.rows.next()
+        if self.done {
+            return None;
+        }
+        loop {
+            let row = match self.buffered.pop_front() {
+                Some(r) => r,
+                None => match self.src.next() {
+                    Some(Ok(r)) => r,
+                    Some(Err(e)) => {
+                        self.done = true;
+                        return Some(Err(e));
+                    }
+                    None => {
+                        self.done = true;
+                        return None;
+                    }
+                },
+            };
+            let (n, cells) = row;
+            if cells.iter().all(|c| normalize::is_blank(c)) {
+                // Counted only once a data row follows (trailing blank rows are not counted).
+                if self.blank_rows.len() + self.pending_blank.len() < BLANK_ROWS_KEPT {
+                    self.pending_blank.push(n);
+                }
+                self.pending_count += 1;
+                continue;
+            }
+            self.blank_count += self.pending_count;
+            self.pending_count = 0;
+            self.blank_rows.append(&mut self.pending_blank);
+            let input = cells.get(self.user_col).cloned().unwrap_or_default();
+            let state = self
+                .state_col
+                .and_then(|c| cells.get(c))
+                .filter(|s| !normalize::is_blank(s))
+                .cloned();
+            return Some(Ok(RawRow {
+                row: n,
+                input,
+                state,
+            }));
+        }
     }
 }
 
@@ -73,53 +297,389 @@ pub struct RawRow {
     pub state: Option<String>,
 }
 
+fn layout_error(path: &Path, sheet: Option<String>, e: LayoutError) -> InputError {
+    match e {
+        LayoutError::NoUserColumn {
+            header_row,
+            headers,
+        } => InputError::NoUserColumn {
+            path: path.to_path_buf(),
+            sheet,
+            header_row,
+            headers,
+        },
+        LayoutError::ColumnNotFound {
+            column,
+            header_row,
+            headers,
+        } => InputError::ColumnNotFound {
+            path: path.to_path_buf(),
+            sheet,
+            column,
+            header_row,
+            headers,
+        },
+    }
+}
+
+/// Reads up to [`HEAD_ROWS`] rows from `src` (stopping at an error, which is returned).
+fn read_head(src: &mut RowSource) -> Result<Vec<Row>, InputError> {
+    let mut head = Vec::new();
+    while head.len() < HEAD_ROWS {
+        match src.next() {
+            Some(r) => head.push(r?),
+            None => break,
+        }
+    }
+    Ok(head)
+}
+
+fn make_reader(
+    mut info: SourceInfo,
+    sheets: Vec<(String, bool)>,
+    head: Vec<Row>,
+    layout: Layout,
+    src: RowSource,
+) -> Reader {
+    info.column = layout.user_header.clone();
+    info.column_letter = col_letter(layout.user_col);
+    info.header_row = layout.header.map(|i| head[i].0);
+    info.state_column = layout.state_col.as_ref().map(|(_, h)| h.clone());
+    let skip = layout.header.map(|i| i + 1).unwrap_or(0);
+    Reader {
+        info,
+        sheets,
+        hidden_rows: None,
+        buffered: head.into_iter().skip(skip).collect(),
+        src,
+        user_col: layout.user_col,
+        state_col: layout.state_col.map(|(c, _)| c),
+        pending_blank: Vec::new(),
+        pending_count: 0,
+        blank_count: 0,
+        blank_rows: Vec::new(),
+        done: false,
+    }
+}
+
+fn empty_info(path: &Path, format: &str) -> SourceInfo {
+    SourceInfo {
+        path: path.to_path_buf(),
+        format: format.to_string(),
+        encoding: None,
+        delimiter: None,
+        sheet: None,
+        column: String::new(),
+        column_letter: String::new(),
+        header_row: None,
+        state_column: None,
+    }
+}
+
 /// Opens a file and finds its user column.
 pub fn open(path: &Path, opts: &ReadOptions) -> Result<Reader, InputError> {
-    let _ = (path, opts);
-    Err(InputError::Unusable {
+    let meta = std::fs::metadata(path).map_err(|e| InputError::io(path, e))?;
+    if meta.is_dir() {
+        return Err(InputError::BadOption {
+            path: path.to_path_buf(),
+            message: "this is a folder, not a file. Give the path of the spreadsheet itself."
+                .into(),
+        });
+    }
+    if meta.len() == 0 {
+        return Err(InputError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    let head = detect::read_head(path)?;
+    match detect::sniff(path, &head)? {
+        detect::Content::Workbook(kind) => open_workbook(path, kind, opts),
+        detect::Content::Text => open_text(path, &head, opts),
+    }
+}
+
+fn open_text(path: &Path, head_bytes: &[u8], opts: &ReadOptions) -> Result<Reader, InputError> {
+    if let Some(sheet) = &opts.sheet {
+        return Err(InputError::BadOption {
+            path: path.to_path_buf(),
+            message: format!(
+                "--sheet \"{sheet}\" only applies to workbooks (XLSX, XLS, ODS), and this file is \
+                 text (CSV). Remove --sheet, or give the workbook instead of an export of one sheet."
+            ),
+        });
+    }
+    let det = match &opts.encoding {
+        Some(label) => {
+            let enc = text::encoding_for_label(path, label)?;
+            text::Detected {
+                encoding: enc,
+                bom: encoding_rs::Encoding::for_bom(head_bytes).is_some_and(|(e, _)| e == enc),
+            }
+        }
+        None => text::detect_encoding(path, head_bytes)?,
+    };
+    let head_text = text::decode_head(head_bytes, det.encoding);
+    // Whatever the encoding (a BOM can sit in front of junk), the text must look like text.
+    text::check_not_binary(path, head_text.as_bytes())?;
+    let delimiter = match &opts.delimiter {
+        Some(d) => text::parse_delimiter(path, d)?,
+        None => text::sniff_delimiter(&head_text),
+    };
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_uppercase);
+    let format = match ext.as_deref() {
+        Some("TSV") => "TSV",
+        Some("TXT") => "TXT",
+        _ if delimiter == b'\t' => "TSV",
+        _ => "CSV",
+    };
+    let mut info = empty_info(path, format);
+    info.encoding = Some(det.label());
+    info.delimiter = Some(delimiter as char);
+    let mut src: RowSource = Box::new(text::CsvRows::open(path, det.encoding, delimiter)?);
+    let head = read_head(&mut src)?;
+    if head
+        .iter()
+        .all(|r| r.1.iter().all(|c| normalize::is_blank(c)))
+    {
+        return Err(InputError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    let layout =
+        find_layout(&head, opts.column.as_deref()).map_err(|e| layout_error(path, None, e))?;
+    Ok(make_reader(info, Vec::new(), head, layout, src))
+}
+
+fn open_workbook(
+    path: &Path,
+    kind: workbook::Kind,
+    opts: &ReadOptions,
+) -> Result<Reader, InputError> {
+    let mut book = workbook::Book::open(path, kind)?;
+    let sheets = book.sheets();
+    let mut info = empty_info(path, kind.name(path));
+    if sheets.is_empty() {
+        return Err(InputError::Corrupt {
+            path: path.to_path_buf(),
+            detail: "the workbook has no sheets".into(),
+            hint: "open it in Excel and check it holds the user list".into(),
+        });
+    }
+    let load =
+        |book: &mut workbook::Book, name: &str| -> Result<(Vec<Row>, RowSource), InputError> {
+            let mut src: RowSource = book.rows(path, kind, name)?;
+            let head = read_head(&mut src)?;
+            Ok((head, src))
+        };
+    if let Some(want) = &opts.sheet {
+        let name = sheets
+            .iter()
+            .find(|(n, _)| n == want)
+            .or_else(|| {
+                sheets
+                    .iter()
+                    .find(|(n, _)| n.trim().eq_ignore_ascii_case(want.trim()))
+            })
+            .map(|(n, _)| n.clone())
+            .ok_or_else(|| InputError::UnknownSheet {
+                path: path.to_path_buf(),
+                sheet: want.clone(),
+                available: sheets.iter().map(|(n, _)| n.clone()).collect(),
+            })?;
+        let (head, src) = load(&mut book, &name)?;
+        let layout = find_layout(&head, opts.column.as_deref())
+            .map_err(|e| layout_error(path, Some(name.clone()), e))?;
+        info.sheet = Some(name);
+        return Ok(with_hidden(
+            make_reader(info, sheets, head, layout, src),
+            kind,
+        ));
+    }
+    // Default: the first visible sheet with a user column, then hidden ones.
+    let mut order: Vec<&(String, bool)> = sheets.iter().filter(|(_, h)| !h).collect();
+    order.extend(sheets.iter().filter(|(_, h)| *h));
+    let mut first_err: Option<InputError> = None;
+    for (name, _) in order {
+        let (head, src) = load(&mut book, name)?;
+        if head
+            .iter()
+            .all(|r| r.1.iter().all(|c| normalize::is_blank(c)))
+        {
+            continue;
+        }
+        match find_layout(&head, opts.column.as_deref()) {
+            Ok(layout) => {
+                info.sheet = Some(name.clone());
+                return Ok(with_hidden(
+                    make_reader(info, sheets.clone(), head, layout, src),
+                    kind,
+                ));
+            }
+            Err(e) => {
+                if first_err.is_none() {
+                    first_err = Some(layout_error(path, Some(name.clone()), e));
+                }
+            }
+        }
+    }
+    Err(first_err.unwrap_or_else(|| InputError::Corrupt {
         path: path.to_path_buf(),
-        message: "input reading is not built yet".into(),
-    })
+        detail: "every sheet of the workbook is empty".into(),
+        hint: "check that this is the file with the user list, and that it was saved after \
+               the list was pasted in"
+            .into(),
+    }))
+}
+
+fn with_hidden(mut r: Reader, kind: workbook::Kind) -> Reader {
+    if kind == workbook::Kind::Xlsx {
+        if let Some(sheet) = &r.info.sheet {
+            r.hidden_rows = workbook::xlsx_hidden_rows(&r.info.path, sheet);
+        }
+    }
+    r
 }
 
 /// Marks invalid values, duplicates (same user twice) and excluded users.
 pub struct Marker {
     excluded: HashSet<String>,
+    seen: HashMap<String, u64>,
+    column: Option<String>,
+    state_column: Option<String>,
 }
 
 impl Marker {
     pub fn new(excluded: HashSet<String>) -> Marker {
-        Marker { excluded }
+        Marker {
+            excluded,
+            seen: HashMap::new(),
+            column: None,
+            state_column: None,
+        }
+    }
+
+    /// Like [`Marker::new`], naming the file's columns in the reasons it gives.
+    pub fn for_source(excluded: HashSet<String>, info: &SourceInfo) -> Marker {
+        let mut m = Marker::new(excluded);
+        if !info.column.is_empty() {
+            m.column = Some(normalize::printable(&info.column));
+        }
+        m.state_column = info.state_column.as_deref().map(normalize::printable);
+        m
     }
 
     pub fn mark(&mut self, raw: RawRow) -> Result<InputRow, InputError> {
-        let _ = (&self.excluded, raw);
-        unimplemented!("input::Marker::mark")
+        let invalid = |reason: String, state: Option<MfaState>| InputRow {
+            row: raw.row,
+            input: raw.input.clone(),
+            state,
+            status: RowStatus::Invalid { reason },
+        };
+        let state = match raw.state.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(s) => MfaState::parse(s).map(Some).ok_or_else(|| {
+                let col = self
+                    .state_column
+                    .as_deref()
+                    .map(|c| format!(" in column '{c}'"))
+                    .unwrap_or_default();
+                format!(
+                    "unknown MFA state '{}'{col}: use Enabled, Enforced or Disabled (or leave it empty)",
+                    normalize::printable(s)
+                )
+            }),
+        };
+        let user = match normalize::parse_user(&raw.input) {
+            Err(reason) => return Ok(invalid(reason, state.ok().flatten())),
+            Ok(None) => {
+                let reason = match &self.column {
+                    Some(c) => format!("no user in column '{c}'"),
+                    None => "no user in the user column".to_string(),
+                };
+                return Ok(invalid(reason, state.ok().flatten()));
+            }
+            Ok(Some(u)) => u,
+        };
+        let key = user.key().to_string();
+        if self.excluded.contains(&key) {
+            return Ok(InputRow {
+                row: raw.row,
+                input: raw.input,
+                state: state.ok().flatten(),
+                status: RowStatus::Excluded { user },
+            });
+        }
+        let state = match state {
+            Ok(s) => s,
+            Err(reason) => return Ok(invalid(reason, None)),
+        };
+        let status = match self.seen.get(&key) {
+            Some(first) => RowStatus::Duplicate {
+                first_row: *first,
+                user,
+            },
+            None => {
+                self.seen.insert(key, raw.row);
+                RowStatus::Ok(user)
+            }
+        };
+        Ok(InputRow {
+            row: raw.row,
+            input: raw.input,
+            state,
+            status,
+        })
     }
 }
 
 /// Reads an `--exclude` file (any format `open` reads) into normalised keys.
+///
+/// A value that is not an address or object id is an error ([`InputError::BadExclusion`]):
+/// a mistyped break-glass account must not be silently ignored.
 pub fn read_exclusions(path: &Path, opts: &ReadOptions) -> Result<HashSet<String>, InputError> {
-    let _ = (path, opts);
-    Ok(HashSet::new())
+    let mut reader = open(path, opts)?;
+    let column = reader.info.column_letter.clone();
+    let mut keys = HashSet::new();
+    for raw in &mut reader {
+        let raw = raw?;
+        match normalize::parse_user(&raw.input) {
+            Ok(Some(u)) => {
+                keys.insert(u.key().to_string());
+            }
+            Ok(None) => {}
+            Err(_) => {
+                return Err(InputError::BadExclusion {
+                    path: path.to_path_buf(),
+                    row: raw.row,
+                    column,
+                    value: normalize::printable(&normalize::clean(&raw.input)),
+                })
+            }
+        }
+    }
+    Ok(keys)
 }
 
-/// Everything the engine needs: the source info and every row, marked.
+/// Everything the engine needs: the source info, every row (marked), and the exclusion keys
+/// (the engine also matches them against every address of a resolved user).
 pub fn read_all(
     path: &Path,
     opts: &ReadOptions,
     exclude: Option<&Path>,
-) -> Result<(SourceInfo, Vec<InputRow>), InputError> {
+) -> Result<(SourceInfo, Vec<InputRow>, HashSet<String>), InputError> {
     let excluded = match exclude {
         Some(p) => read_exclusions(p, &ReadOptions::default())?,
         None => HashSet::new(),
     };
     let mut reader = open(path, opts)?;
     let info = reader.info.clone();
-    let mut marker = Marker::new(excluded);
+    let mut marker = Marker::for_source(excluded.clone(), &info);
     let mut rows = Vec::new();
     for raw in &mut reader {
         rows.push(marker.mark(raw?)?);
     }
-    Ok((info, rows))
+    Ok((info, rows, excluded))
 }

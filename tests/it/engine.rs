@@ -1,0 +1,414 @@
+//! The whole job through the real binary against the simulator: dry-run, apply, plan, resume,
+//! revert, and the safety rules an admin relies on.
+
+use std::fs;
+
+use predicates::prelude::*;
+
+use crate::common::{read_csv, repo, row, TestSim};
+
+/// A CSV of UPNs in `dir`.
+fn csv_of(dir: &std::path::Path, name: &str, users: &[&str]) -> std::path::PathBuf {
+    let p = dir.join(name);
+    let mut s = String::from("UserPrincipalName\n");
+    for u in users {
+        s.push_str(u);
+        s.push('\n');
+    }
+    fs::write(&p, s).unwrap();
+    p
+}
+
+#[test]
+fn readme_first_command_runs_the_whole_job_on_the_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    // Exactly the README's command (run from the repository, result into a temp dir).
+    let out = dir.path().join("result.csv");
+    crate::common::bin(&repo(""))
+        .args([
+            "apply",
+            "samples/new-starters.xlsx",
+            "--exclude",
+            "samples/exclusions.csv",
+        ])
+        .args(["--sim", "--yes", "-o"])
+        .arg(&out)
+        .assert()
+        .code(1) // the samples hold a user not found, an ambiguous address and an invalid value
+        .stdout(predicate::str::contains("aka.ms/mfasetup"));
+    let rows = read_csv(&out);
+    assert_eq!(rows.len(), 15, "one result row per input row");
+    let expect = [
+        ("zoe.lindqvist@northwind.example", "changed", "enforced"),
+        ("MATHEO.DURAND@NORTHWIND.EXAMPLE", "changed", "enforced"),
+        ("agot.sorensen@northwind.example", "no-change", "enabled"),
+        ("liam.o'connor@northwind.example", "changed", "enabled"),
+        ("priya.raman@northwind.example", "no-change", "enforced"),
+        ("juergen.weiss@northwind.example", "changed", "enforced"),
+        ("amara.okafor@northwind.example", "changed", "enforced"),
+        ("sam.lee@fabrikam.example", "changed", "enforced"),
+        ("kenji.tanaka@northwind.example", "no-change", "enabled"),
+    ];
+    for (input, outcome, after) in expect {
+        let r = row(&rows, input);
+        assert_eq!(r["outcome"], outcome, "{input}: {r:?}");
+        assert_eq!(r["state_after"], after, "{input}: {r:?}");
+    }
+    assert_eq!(
+        row(&rows, "oskar.berg@northwind.example")["outcome"],
+        "not-found"
+    );
+    assert_eq!(row(&rows, "info@northwind.example")["outcome"], "skipped");
+    assert!(row(&rows, "info@northwind.example")["error"].contains("ambiguous"));
+    assert_eq!(row(&rows, "TBC")["outcome"], "invalid");
+    assert_eq!(
+        row(&rows, "breakglass01@northwind.example")["outcome"],
+        "excluded"
+    );
+    let dup: Vec<_> = rows
+        .iter()
+        .filter(|r| r["input"] == "zoe.lindqvist@northwind.example")
+        .collect();
+    assert_eq!(dup.len(), 2);
+    assert_eq!(dup[1]["outcome"], "duplicate");
+    // Rows are in input order with Excel's row numbers (header on row 4).
+    let nums: Vec<u64> = rows.iter().map(|r| r["row"].parse().unwrap()).collect();
+    assert_eq!(nums.first(), Some(&5));
+    assert!(nums.windows(2).all(|w| w[0] < w[1]));
+    // The amara row resolved to her UPN (the file has her mail).
+    assert_eq!(
+        row(&rows, "amara.okafor@northwind.example")["user_principal_name"],
+        "aokafor@northwind.example"
+    );
+    // The display name that is a formula comes out escaped.
+    assert!(row(&rows, "hyper.link@northwind.example")["display_name"].starts_with("'="));
+    // Every changed row carries Graph's request-id.
+    for r in rows.iter().filter(|r| r["outcome"] == "changed") {
+        assert!(!r["request_id"].is_empty(), "{r:?}");
+    }
+    assert!(dir.path().join("result.csv.run.json").exists());
+}
+
+#[test]
+fn dry_run_writes_nothing_and_shows_what_would_change() {
+    let sim = TestSim::sample();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("plan.csv");
+    sim.cmd(dir.path())
+        .arg("dry-run")
+        .arg(repo("samples/legacy-portal-bulk.csv"))
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success();
+    assert_eq!(sim.counters().writes, 0);
+    assert_eq!(sim.state("zoe.lindqvist@northwind.example"), "disabled");
+    let rows = read_csv(&out);
+    assert_eq!(rows.len(), 5);
+    let zoe = row(&rows, "zoe.lindqvist@northwind.example");
+    assert_eq!(zoe["outcome"], "would-change");
+    assert_eq!(zoe["action"], "set-enabled");
+    assert_eq!(zoe["state_before"], "disabled");
+    // Per-row states from the legacy file's "MFA Status" column.
+    assert_eq!(
+        row(&rows, "matheo.durand@northwind.example")["target_state"],
+        "enforced"
+    );
+    let nadia = row(&rows, "nadia.haddad@northwind.example");
+    assert_eq!(nadia["target_state"], "disabled");
+    assert_eq!(nadia["outcome"], "would-change");
+}
+
+#[test]
+fn apply_reaches_the_target_writes_each_user_once_and_never_weakens_enforced() {
+    let sim = TestSim::sample();
+    let dir = tempfile::tempdir().unwrap();
+    let input = csv_of(
+        dir.path(),
+        "users.csv",
+        &[
+            "zoe.lindqvist@northwind.example",
+            "liam.o'connor@northwind.example",
+            "priya.raman@northwind.example",
+            "agot.sorensen@northwind.example",
+            "$svc-scanner@northwind.example",
+        ],
+    );
+    sim.cmd(dir.path())
+        .arg("apply")
+        .arg(&input)
+        .args(["--yes", "-o", "r1.csv"])
+        .assert()
+        .success();
+    assert_eq!(sim.state("zoe.lindqvist@northwind.example"), "enforced"); // has a method
+    assert_eq!(sim.state("liam.o'connor@northwind.example"), "enabled");
+    assert_eq!(sim.state("$svc-scanner@northwind.example"), "enabled");
+    assert_eq!(sim.state("priya.raman@northwind.example"), "enforced");
+    assert_eq!(sim.counters().writes, 3);
+    assert_eq!(sim.max_writes_per_user(), 1);
+    let rows = read_csv(&dir.path().join("r1.csv"));
+    assert_eq!(
+        row(&rows, "priya.raman@northwind.example")["outcome"],
+        "no-change"
+    );
+    assert_eq!(
+        row(&rows, "zoe.lindqvist@northwind.example")["mfa_registered"],
+        "yes"
+    );
+    assert_eq!(
+        row(&rows, "liam.o'connor@northwind.example")["mfa_registered"],
+        "no"
+    );
+
+    // Running it again changes nobody.
+    sim.cmd(dir.path())
+        .arg("apply")
+        .arg(&input)
+        .args(["--yes", "-o", "r2.csv"])
+        .assert()
+        .success();
+    assert_eq!(sim.counters().writes, 3);
+    let rows = read_csv(&dir.path().join("r2.csv"));
+    assert!(rows.iter().all(|r| r["outcome"] == "no-change"), "{rows:?}");
+}
+
+#[test]
+fn excluded_users_are_never_touched_even_when_listed_by_another_address() {
+    let sim = TestSim::sample();
+    let dir = tempfile::tempdir().unwrap();
+    let input = csv_of(
+        dir.path(),
+        "users.csv",
+        &[
+            "amara.okafor@northwind.example",
+            "breakglass01@northwind.example",
+        ],
+    );
+    // The exclusion names her UPN; the input has her mail address.
+    let excl = csv_of(dir.path(), "excl.csv", &["aokafor@northwind.example"]);
+    sim.cmd(dir.path())
+        .arg("apply")
+        .arg(&input)
+        .arg("--exclude")
+        .arg(&excl)
+        .args(["--yes", "-o", "r.csv"])
+        .assert()
+        .success();
+    assert_eq!(sim.state("aokafor@northwind.example"), "disabled");
+    let rows = read_csv(&dir.path().join("r.csv"));
+    assert_eq!(
+        row(&rows, "amara.okafor@northwind.example")["outcome"],
+        "excluded"
+    );
+    assert_eq!(
+        row(&rows, "breakglass01@northwind.example")["outcome"],
+        "changed"
+    );
+}
+
+#[test]
+fn apply_with_plan_reports_drift_and_leaves_drifted_users_alone() {
+    let sim = TestSim::sample();
+    let dir = tempfile::tempdir().unwrap();
+    let input = csv_of(
+        dir.path(),
+        "users.csv",
+        &[
+            "liam.o'connor@northwind.example",
+            "hyper.link@northwind.example",
+        ],
+    );
+    sim.cmd(dir.path())
+        .arg("dry-run")
+        .arg(&input)
+        .args(["-o", "plan.csv"])
+        .assert()
+        .success();
+    // Someone else changes Liam in between.
+    let other = csv_of(
+        dir.path(),
+        "other.csv",
+        &["liam.o'connor@northwind.example"],
+    );
+    sim.cmd(dir.path())
+        .arg("apply")
+        .arg(&other)
+        .args(["--state", "enforced", "--yes", "-o", "other-result.csv"])
+        .assert()
+        .success();
+    let writes_before = sim.counters().writes;
+    sim.cmd(dir.path())
+        .arg("apply")
+        .arg(&input)
+        .args(["--plan", "plan.csv", "--yes", "-o", "r.csv"])
+        .assert()
+        .code(1);
+    let rows = read_csv(&dir.path().join("r.csv"));
+    assert_eq!(
+        row(&rows, "liam.o'connor@northwind.example")["outcome"],
+        "drifted"
+    );
+    assert_eq!(
+        row(&rows, "hyper.link@northwind.example")["outcome"],
+        "changed"
+    );
+    assert_eq!(sim.counters().writes, writes_before + 1);
+    assert_eq!(sim.state("liam.o'connor@northwind.example"), "enforced");
+}
+
+#[test]
+fn max_changes_refuses_a_bigger_plan_and_writes_nothing() {
+    let sim = TestSim::sample();
+    let dir = tempfile::tempdir().unwrap();
+    sim.cmd(dir.path())
+        .arg("apply")
+        .arg(repo("samples/new-starters.xlsx"))
+        .args(["--max-changes", "2", "--yes", "-o", "r.csv"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--max-changes"));
+    assert_eq!(sim.counters().writes, 0);
+}
+
+#[test]
+fn apply_without_yes_and_without_a_terminal_refuses_before_any_request() {
+    let sim = TestSim::sample();
+    let dir = tempfile::tempdir().unwrap();
+    sim.cmd(dir.path())
+        .arg("apply")
+        .arg(repo("samples/legacy-portal-bulk.csv"))
+        .args(["-o", "r.csv"])
+        .write_stdin("y\n")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--yes"));
+    assert_eq!(sim.counters().http_requests, 0);
+}
+
+#[test]
+fn result_file_is_not_overwritten_without_force() {
+    let sim = TestSim::sample();
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("r.csv"), "precious").unwrap();
+    sim.cmd(dir.path())
+        .arg("dry-run")
+        .arg(repo("samples/legacy-portal-bulk.csv"))
+        .args(["-o", "r.csv"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--force"));
+    assert_eq!(
+        fs::read_to_string(dir.path().join("r.csv")).unwrap(),
+        "precious"
+    );
+    assert_eq!(sim.counters().http_requests, 0);
+    sim.cmd(dir.path())
+        .arg("dry-run")
+        .arg(repo("samples/legacy-portal-bulk.csv"))
+        .args(["-o", "r.csv", "--force"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn revert_puts_changed_users_back() {
+    let sim = TestSim::sample();
+    let dir = tempfile::tempdir().unwrap();
+    let input = csv_of(
+        dir.path(),
+        "users.csv",
+        &[
+            "zoe.lindqvist@northwind.example",
+            "liam.o'connor@northwind.example",
+            "priya.raman@northwind.example",
+        ],
+    );
+    sim.cmd(dir.path())
+        .arg("apply")
+        .arg(&input)
+        .args(["--yes", "-o", "r.csv"])
+        .assert()
+        .success();
+    assert_eq!(sim.state("liam.o'connor@northwind.example"), "enabled");
+    sim.cmd(dir.path())
+        .args(["revert", "r.csv", "--yes", "-o", "revert.csv"])
+        .assert()
+        .success();
+    assert_eq!(sim.state("zoe.lindqvist@northwind.example"), "disabled");
+    assert_eq!(sim.state("liam.o'connor@northwind.example"), "disabled");
+    assert_eq!(sim.state("priya.raman@northwind.example"), "enforced");
+    let rows = read_csv(&dir.path().join("revert.csv"));
+    assert_eq!(
+        row(&rows, "liam.o'connor@northwind.example")["outcome"],
+        "changed"
+    );
+    assert_eq!(
+        row(&rows, "liam.o'connor@northwind.example")["state_after"],
+        "disabled"
+    );
+    assert_eq!(
+        row(&rows, "priya.raman@northwind.example")["outcome"],
+        "no-change"
+    );
+}
+
+#[test]
+fn state_disabled_turns_mfa_off_only_when_asked() {
+    let sim = TestSim::sample();
+    let dir = tempfile::tempdir().unwrap();
+    let input = csv_of(
+        dir.path(),
+        "leavers.csv",
+        &["nadia.haddad@northwind.example"],
+    );
+    sim.cmd(dir.path())
+        .arg("apply")
+        .arg(&input)
+        .args(["--yes", "-o", "r1.csv"])
+        .assert()
+        .success();
+    assert_eq!(sim.state("nadia.haddad@northwind.example"), "enforced");
+    sim.cmd(dir.path())
+        .arg("apply")
+        .arg(&input)
+        .args(["--state", "disabled", "--yes", "-o", "r2.csv"])
+        .assert()
+        .success();
+    assert_eq!(sim.state("nadia.haddad@northwind.example"), "disabled");
+}
+
+#[test]
+fn read_only_app_is_a_permission_error_before_any_write() {
+    let sim = TestSim::sample();
+    let dir = tempfile::tempdir().unwrap();
+    sim.cmd_as(
+        dir.path(),
+        mfa_bulk::sim::SIM_READONLY_CLIENT_ID,
+        mfa_bulk::sim::SIM_READONLY_CLIENT_SECRET,
+    )
+    .arg("apply")
+    .arg(repo("samples/legacy-portal-bulk.csv"))
+    .args(["--yes", "-o", "r.csv"])
+    .assert()
+    .code(3)
+    .stderr(predicate::str::contains(
+        "Policy.ReadWrite.AuthenticationMethod",
+    ));
+    assert_eq!(sim.counters().writes, 0);
+}
+
+#[test]
+fn unusable_input_sends_nothing_to_graph() {
+    let sim = TestSim::sample();
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("users.csv");
+    fs::write(&junk, b"\x00\x01\x02\x03 binary junk \xff\xfe\x00").unwrap();
+    sim.cmd(dir.path())
+        .arg("apply")
+        .arg(&junk)
+        .args(["--yes", "-o", "r.csv"])
+        .assert()
+        .code(2);
+    assert_eq!(sim.counters().http_requests, 0);
+    assert!(!dir.path().join("r.csv").exists());
+}
