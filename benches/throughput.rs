@@ -6,11 +6,15 @@
 //! `target/bench-results.json`. Not a test: it only runs under `cargo bench` (it exits at once
 //! when started without `--bench`, e.g. by `cargo test --benches`).
 //!
-//! Knobs (environment): `BENCH_SCALE` (time scale of apply, default 10), `BENCH_DRYRUN_SCALE`
-//! (time scale of dry-run, default 10), `BENCH_SIZES` (default `1000,10000`),
-//! `BENCH_BASELINE_SAMPLE` (users the baseline runs on when an input is larger, default 1000),
-//! `BENCH_MEM_ROWS` (default `100000,1000000`), `BENCH_PARTS` (default
-//! `apply,faults,dryrun,baseline,memory`).
+//! Knobs (environment): `BENCH_SCALE` (time scale of apply and the baseline, default 10),
+//! `BENCH_DRYRUN_SCALE` (time scale of dry-run, default 1), `BENCH_SIZES` (default
+//! `1000,10000`), `BENCH_BASELINE_SAMPLE` (users the baseline runs on when an input is larger,
+//! default 1000), `BENCH_MEM_ROWS` (default `100000,1000000`), `BENCH_PARTS` (default
+//! `apply,faults,dryrun,baseline,control,memory`), `BENCH_CONCURRENCY` (passed as
+//! `--concurrency`), `BENCH_TOOL_WRITE_RATE` / `BENCH_TOOL_RU_FRACTION` (pacing given to the
+//! tool before scaling; default: the tool's own defaults), `BENCH_WORK_DIR` (where inputs,
+//! result files and the journal go; default `target/bench-work`), `BENCH_DUMP_LOG=1` (write
+//! the simulator's request log of each apply / dry-run next to them).
 
 #[path = "throughput/baseline.rs"]
 mod baseline;
@@ -23,6 +27,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use mfa_bulk::graph::pacer;
 use mfa_bulk::sim::{
     self, generate_tenant, Counters, FaultConfig, SimConfig, SimHandle, TenantSeed, UserState,
 };
@@ -48,9 +53,11 @@ struct Settings {
     baseline_sample: usize,
     mem_rows: Vec<usize>,
     parts: Vec<String>,
-    /// Tool pacing, unscaled: `--write-rate` (writes/s) and `--rate` (RU per 10 s), each
-    /// multiplied by the time scale on the command line.
+    /// Tool pacing, unscaled: `--write-rate` (writes/s) and `--rate` as a fraction of the
+    /// simulator's RU budget per 10 s, each multiplied by the time scale on the command line.
+    /// Defaults: the tool's own defaults (what it paces at without the flags).
     tool_write_rate: f64,
+    tool_ru_fraction: f64,
     tool_concurrency: Option<usize>,
     faults: FaultConfig,
 }
@@ -75,7 +82,9 @@ impl Settings {
     fn from_env() -> Settings {
         Settings {
             scale: env_or("BENCH_SCALE", 10.0),
-            dryrun_scale: env_or("BENCH_DRYRUN_SCALE", 10.0),
+            // The simulator looks users up by a linear scan: above ~2,000 lookups/s on a
+            // 10,000-user tenant it, not the tool, is the limit. Real time keeps it out.
+            dryrun_scale: env_or("BENCH_DRYRUN_SCALE", 1.0),
             sizes: env_list("BENCH_SIZES", "1000,10000")
                 .iter()
                 .filter_map(|s| s.parse().ok())
@@ -85,8 +94,9 @@ impl Settings {
                 .iter()
                 .filter_map(|s| s.parse().ok())
                 .collect(),
-            parts: env_list("BENCH_PARTS", "apply,faults,dryrun,baseline,memory"),
-            tool_write_rate: env_or("BENCH_TOOL_WRITE_RATE", GRAPH_WRITES_PER_SEC),
+            parts: env_list("BENCH_PARTS", "apply,faults,dryrun,baseline,control,memory"),
+            tool_write_rate: env_or("BENCH_TOOL_WRITE_RATE", pacer::DEFAULT_WRITES_PER_SEC),
+            tool_ru_fraction: env_or("BENCH_TOOL_RU_FRACTION", pacer::RU_HEADROOM),
             tool_concurrency: std::env::var("BENCH_CONCURRENCY")
                 .ok()
                 .and_then(|v| v.parse().ok()),
@@ -247,6 +257,8 @@ struct Bench {
     work: PathBuf,
     s: Settings,
     runs: usize,
+    /// Where the next runs' working directories go (None: `work`).
+    run_root: Option<PathBuf>,
 }
 
 impl Bench {
@@ -274,8 +286,9 @@ impl Bench {
     /// A fresh, empty working directory for one child run (the apply journal lives in the
     /// current directory, so no run can resume another).
     fn run_dir(&mut self, name: &str) -> anyhow::Result<PathBuf> {
+        let root = self.run_root.clone().unwrap_or_else(|| self.work.clone());
         self.runs += 1;
-        let d = self.work.join(format!("run-{:02}-{name}", self.runs));
+        let d = root.join(format!("run-{:02}-{name}", self.runs));
         if d.exists() {
             std::fs::remove_dir_all(&d)?;
         }
@@ -294,7 +307,7 @@ impl Bench {
     ) -> anyhow::Result<child::ChildRun> {
         let dir = self.run_dir(name)?;
         let url = h.url();
-        let ru = f64::from(h.ru_budget()) * scale;
+        let ru = f64::from(h.ru_budget()) * self.s.tool_ru_fraction * scale;
         let mut args: Vec<String> = vec![
             cmd.into(),
             csv.display().to_string(),
@@ -345,9 +358,28 @@ fn span_ms(h: &SimHandle, f: impl Fn(&sim::LogEntry) -> bool) -> Option<(u64, u6
     Some((first, last, n))
 }
 
+/// With `BENCH_DUMP_LOG=1`, writes the simulator's request log of a run as JSON lines.
+fn dump_log(b: &Bench, h: &SimHandle, name: &str) {
+    if std::env::var_os("BENCH_DUMP_LOG").is_none() {
+        return;
+    }
+    let path = b.work.join(format!("{name}.log.jsonl"));
+    let mut out = String::new();
+    for e in h.request_log() {
+        if let Ok(line) = serde_json::to_string(&e) {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    if let Err(e) = std::fs::write(&path, out) {
+        eprintln!("[bench] could not write {}: {e}", path.display());
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 struct ApplyFigures {
     name: String,
+    label: String,
     users_listed: usize,
     users_in_tenant: usize,
     changes_needed: usize,
@@ -356,6 +388,9 @@ struct ApplyFigures {
     exit_code: Option<i32>,
     wall_secs: f64,
     peak_rss_mib: f64,
+    /// CPU seconds of mfa-bulk and of the simulator (this process) during the run.
+    tool_cpu_secs: f64,
+    sim_cpu_secs: f64,
     /// Writes accepted by Graph.
     writes: u64,
     /// Real seconds from the first to the last PATCH Graph saw.
@@ -392,10 +427,21 @@ fn parse_json(s: &str) -> Value {
     })
 }
 
-fn apply_run(b: &mut Bench, case: &Case, faults: bool) -> anyhow::Result<ApplyFigures> {
-    let scale = b.s.scale;
+/// How an apply run differs from the main one.
+struct Variant {
+    label: String,
+    faults: bool,
+    scale: f64,
+}
+
+fn apply_run(b: &mut Bench, case: &Case, v: &Variant) -> anyhow::Result<ApplyFigures> {
+    let (scale, faults) = (v.scale, v.faults);
     let h = b.start(b.sim_config(&case.tenant, scale, faults))?;
-    let name = format!("apply-{}{}", case.n, if faults { "-faults" } else { "" });
+    let name = format!(
+        "apply-{}-{}",
+        case.n,
+        v.label.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+    );
     eprintln!("[bench] {name}: {} users, time scale {scale}", case.n);
     let run = b.run_tool("apply", &case.csv, &h, scale, &name)?;
     // Give a lost-write's server side a moment to settle before reading the state.
@@ -404,6 +450,7 @@ fn apply_run(b: &mut Bench, case: &Case, faults: bool) -> anyhow::Result<ApplyFi
     let after = h.users_state();
     let state = check_state(&case.tenant, &case.listed, &after, &counters, true);
     let (wfirst, wlast, _) = span_ms(&h, |e| e.method == "PATCH").unwrap_or((0, 0, 0));
+    dump_log(b, &h, &name);
     h.shutdown();
     let changes = case.changes_needed(&case.listed);
     let write_phase_secs = (wlast.saturating_sub(wfirst)) as f64 / 1000.0;
@@ -417,6 +464,7 @@ fn apply_run(b: &mut Bench, case: &Case, faults: bool) -> anyhow::Result<ApplyFi
     let pages = case.tenant.users.len().div_ceil(PAGE);
     let f = ApplyFigures {
         name,
+        label: v.label.clone(),
         users_listed: case.n,
         users_in_tenant: case.tenant.users.len(),
         changes_needed: changes,
@@ -425,6 +473,8 @@ fn apply_run(b: &mut Bench, case: &Case, faults: bool) -> anyhow::Result<ApplyFi
         exit_code: run.exit_code,
         wall_secs: run.wall_secs,
         peak_rss_mib: run.peak_rss_mib(),
+        tool_cpu_secs: run.cpu_secs,
+        sim_cpu_secs: run.sim_cpu_secs,
         writes: counters.writes,
         write_phase_secs,
         writes_per_sec,
@@ -446,10 +496,12 @@ fn apply_run(b: &mut Bench, case: &Case, faults: bool) -> anyhow::Result<ApplyFi
         stderr_tail: run.stderr_tail,
     };
     eprintln!(
-        "[bench] {}: exit {:?}, {:.1} s, {:.1} writes/s of {:.0} ({:.0} %), 429s {:.2} %, state {}",
+        "[bench] {}: exit {:?}, {:.1} s (CPU: tool {:.1} s, sim {:.1} s), {:.1} writes/s of {:.0} ({:.0} %), 429s {:.2} %, state {}",
         f.name,
         f.exit_code,
         f.wall_secs,
+        f.tool_cpu_secs,
+        f.sim_cpu_secs,
         f.writes_per_sec,
         f.write_limit_per_sec,
         f.write_fraction * 100.0,
@@ -474,6 +526,8 @@ struct DryRunFigures {
     /// Real seconds from the first to the last Graph request (token excluded).
     graph_phase_secs: f64,
     peak_rss_mib: f64,
+    tool_cpu_secs: f64,
+    sim_cpu_secs: f64,
     users_per_sec: f64,
     /// RU the job needs per user at least: one state read each, plus the tenant listing.
     needed_ru_per_user: f64,
@@ -482,6 +536,10 @@ struct DryRunFigures {
     allowed_users_per_sec: f64,
     /// users_per_sec / allowed_users_per_sec (goal ≥ 0.90), by wall time.
     fraction: f64,
+    /// Real seconds from the first to the last state read (sign-in and listing excluded).
+    read_phase_secs: f64,
+    /// State reads per second in that phase / RU budget per second (the pacing alone).
+    read_phase_fraction: f64,
     requests: u64,
     http_requests: u64,
     throttled: u64,
@@ -503,7 +561,13 @@ fn dry_run(b: &mut Bench, case: &Case) -> anyhow::Result<DryRunFigures> {
     let after = h.users_state();
     let state = check_state(&case.tenant, &case.listed, &after, &counters, false);
     let (first, last, _) = span_ms(&h, |_| true).unwrap_or((0, 0, 0));
+    let (rfirst, rlast, reads) = span_ms(&h, |e| {
+        e.method == "GET" && e.url.contains("/authentication/requirements")
+    })
+    .unwrap_or((0, 0, 0));
+    let read_phase_secs = (rlast.saturating_sub(rfirst)) as f64 / 1000.0;
     let budget = f64::from(h.ru_budget());
+    dump_log(b, &h, &name);
     h.shutdown();
     let pages = case.tenant.users.len().div_ceil(PAGE);
     let needed = (case.n + pages) as f64 / case.n as f64;
@@ -518,11 +582,19 @@ fn dry_run(b: &mut Bench, case: &Case) -> anyhow::Result<DryRunFigures> {
         wall_secs: run.wall_secs,
         graph_phase_secs: (last.saturating_sub(first)) as f64 / 1000.0,
         peak_rss_mib: run.peak_rss_mib(),
+        tool_cpu_secs: run.cpu_secs,
+        sim_cpu_secs: run.sim_cpu_secs,
         users_per_sec: ups,
         needed_ru_per_user: needed,
         ru_spent_per_user: counters.ru_spent as f64 / case.n as f64,
         allowed_users_per_sec: allowed,
         fraction: ups / allowed,
+        read_phase_secs,
+        read_phase_fraction: if read_phase_secs > 0.0 {
+            reads as f64 / read_phase_secs / (budget / 10.0 * scale)
+        } else {
+            0.0
+        },
         requests: counters.requests,
         http_requests: counters.http_requests,
         throttled: counters.throttled,
@@ -534,10 +606,12 @@ fn dry_run(b: &mut Bench, case: &Case) -> anyhow::Result<DryRunFigures> {
         stderr_tail: run.stderr_tail,
     };
     eprintln!(
-        "[bench] {}: exit {:?}, {:.2} s, {:.0} users/s of {:.0} allowed ({:.0} %), state {}",
+        "[bench] {}: exit {:?}, {:.2} s (CPU: tool {:.1} s, sim {:.1} s), {:.0} users/s of {:.0} allowed ({:.0} %), state {}",
         f.name,
         f.exit_code,
         f.wall_secs,
+        f.tool_cpu_secs,
+        f.sim_cpu_secs,
         f.users_per_sec,
         f.allowed_users_per_sec,
         f.fraction * 100.0,
@@ -692,13 +766,17 @@ fn mem_dry_run(b: &mut Bench, rows: usize) -> anyhow::Result<MemFigures> {
         w.flush()?;
     }
     let input_mib = std::fs::metadata(&csv)?.len() as f64 / 1048576.0;
-    let scale = b.s.dryrun_scale;
+    // Memory, not speed: the apply time scale keeps this short.
+    let scale = b.s.scale;
     let h = b.start(b.sim_config(&tenant, scale, false))?;
     let name = format!("dry-run-big-{rows}");
     eprintln!("[bench] {name}");
     let run = b.run_tool("dry-run", &csv, &h, scale, &name)?;
     h.shutdown();
     let _ = std::fs::remove_file(&csv);
+    if let Some(dir) = run.args.iter().find_map(|a| a.strip_suffix("/result.csv")) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     eprintln!(
         "[bench] {name}: exit {:?}, {:.1} s, peak RSS {:.1} MiB",
         run.exit_code,
@@ -760,7 +838,6 @@ struct Results {
     settings: Option<Settings>,
     machine: Option<Machine>,
     apply: Vec<ApplyFigures>,
-    apply_faults: Vec<ApplyFigures>,
     dry_run: Vec<DryRunFigures>,
     baseline: Vec<BaselineFigures>,
     memory: Vec<MemFigures>,
@@ -790,19 +867,21 @@ fn table(r: &Results) -> String {
          Rates below are per real second at that scale.\n",
         s.scale, s.dryrun_scale, GRAPH_LATENCY_MS.0, GRAPH_LATENCY_MS.1
     );
-    let mut apply: Vec<&ApplyFigures> = r.apply.iter().chain(&r.apply_faults).collect();
-    apply.sort_by_key(|f| (f.faults, f.users_listed));
+    let apply = &r.apply;
     if !apply.is_empty() {
         let _ = writeln!(
             t,
-            "| apply | users (changes) | wall s | writes/s / limit | of limit (≥ 90 %) | 429s (≤ 1 %) | requests / changed user (floor) | RU / changed user | HTTP / changed user | vs baseline | final state | peak RSS | exit |"
+            "| apply | users (changes) | scale | wall s | writes/s / limit | of limit (≥ 90 %) | 429s (≤ 1 %) | requests / changed user (floor) | RU / changed user | HTTP / changed user | vs baseline | final state | peak RSS | exit |"
         );
-        let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(
+            t,
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        );
         for f in apply {
             let vs = r
                 .baseline
                 .iter()
-                .find(|b| b.users_listed == f.users_listed)
+                .find(|b| b.users_listed == f.users_listed && b.time_scale == f.time_scale)
                 .map(|b| {
                     let est = if b.sample < b.users_listed {
                         format!(" (baseline est. from first {})", b.sample)
@@ -818,10 +897,11 @@ fn table(r: &Results) -> String {
                 .unwrap_or_else(|| "–".into());
             let _ = writeln!(
                 t,
-                "| {} | {} ({}) | {:.1} | {:.1} / {:.0} | {} | {} ({} of {}) | {:.2} ({:.2}) | {:.2} | {:.3} | {} | {} | {:.0} MiB | {} |",
-                if f.faults { "5 % faults" } else { "clean" },
+                "| {} | {} ({}) | {} | {:.1} | {:.1} / {:.0} | {} | {} ({} of {}) | {:.2} ({:.2}) | {:.2} | {:.3} | {} | {} | {:.0} MiB | {} |",
+                f.label,
                 f.users_listed,
                 f.changes_needed,
+                f.time_scale,
                 f.wall_secs,
                 f.writes_per_sec,
                 f.write_limit_per_sec,
@@ -866,18 +946,20 @@ fn table(r: &Results) -> String {
     if !r.dry_run.is_empty() {
         let _ = writeln!(
             t,
-            "| dry-run | users | wall s | users/s / allowed by RU budget | of budget (≥ 90 %) | RU / user (needed) | HTTP / user | 429s | tenant untouched | peak RSS | exit |"
+            "| dry-run | users | scale | wall s | users/s / allowed by RU budget | of budget (≥ 90 %) | reads phase: of budget | RU / user (needed) | HTTP / user | 429s | tenant untouched | peak RSS | exit |"
         );
-        let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         for f in &r.dry_run {
             let _ = writeln!(
                 t,
-                "| clean | {} | {:.2} | {:.0} / {:.0} | {} | {:.3} ({:.3}) | {:.3} | {} | {} | {:.0} MiB | {} |",
+                "| clean | {} | {} | {:.2} | {:.0} / {:.0} | {} | {} | {:.3} ({:.3}) | {:.3} | {} | {} | {:.0} MiB | {} |",
                 f.users_listed,
+                f.time_scale,
                 f.wall_secs,
                 f.users_per_sec,
                 f.allowed_users_per_sec,
                 pct(f.fraction),
+                pct(f.read_phase_fraction),
                 f.ru_spent_per_user,
                 f.needed_ru_per_user,
                 f.http_per_user,
@@ -939,8 +1021,21 @@ fn main() -> anyhow::Result<()> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    let work = target.join("bench-work");
+    // Where inputs, result files and the apply journal go (BENCH_WORK_DIR to put them on
+    // another disk, e.g. tmpfs to see what the journal's fsyncs cost).
+    let work = std::env::var_os("BENCH_WORK_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target.join("bench-work"));
     std::fs::create_dir_all(&work)?;
+    // Leftovers of an earlier run (result files of a 1M-row dry-run are large).
+    for e in std::fs::read_dir(&work)?.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with("run-") {
+            let _ = std::fs::remove_dir_all(e.path());
+        } else if name.ends_with(".log.jsonl") || name.ends_with(".csv") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
     let results_path = target.join("bench-results.json");
     let s = Settings::from_env();
     let mut b = Bench {
@@ -952,6 +1047,7 @@ fn main() -> anyhow::Result<()> {
         work: work.clone(),
         s: s.clone(),
         runs: 0,
+        run_root: None,
     };
     let mut r = Results {
         settings: Some(s.clone()),
@@ -975,9 +1071,22 @@ fn main() -> anyhow::Result<()> {
             }
         };
     }
+    let main_variant = Variant {
+        label: "clean".into(),
+        faults: false,
+        scale: s.scale,
+    };
+    let faults_variant = Variant {
+        label: "5 % faults".into(),
+        faults: true,
+        scale: s.scale,
+    };
     for case in cases.values() {
         if s.part("apply") {
-            if let Some(f) = attempt!(format!("apply {}", case.n), apply_run(&mut b, case, false)) {
+            if let Some(f) = attempt!(
+                format!("apply {}", case.n),
+                apply_run(&mut b, case, &main_variant)
+            ) {
                 r.apply.push(f);
             }
             save(&r, &results_path);
@@ -991,15 +1100,51 @@ fn main() -> anyhow::Result<()> {
         if s.part("faults") {
             if let Some(f) = attempt!(
                 format!("apply with faults {}", case.n),
-                apply_run(&mut b, case, true)
+                apply_run(&mut b, case, &faults_variant)
             ) {
-                r.apply_faults.push(f);
+                r.apply.push(f);
             }
             save(&r, &results_path);
         }
         if s.part("dryrun") {
             if let Some(f) = attempt!(format!("dry-run {}", case.n), dry_run(&mut b, case)) {
                 r.dry_run.push(f);
+            }
+            save(&r, &results_path);
+        }
+    }
+    // Controls for the smallest size: the same apply in real time (scale 1), where local
+    // costs (the journal's fsyncs) weigh what they weigh against a real tenant; and at the
+    // main scale with the working directory (journal, result file) on tmpfs.
+    if let (true, Some(case)) = (s.part("control"), cases.values().next()) {
+        let real_time = Variant {
+            label: "clean, real time (scale 1)".into(),
+            faults: false,
+            scale: 1.0,
+        };
+        if let Some(f) = attempt!(
+            format!("apply {} at scale 1", case.n),
+            apply_run(&mut b, case, &real_time)
+        ) {
+            r.apply.push(f);
+        }
+        save(&r, &results_path);
+        let shm = PathBuf::from("/dev/shm");
+        if shm.is_dir() {
+            b.run_root = Some(shm.join(format!("mfa-bulk-bench-{}", std::process::id())));
+            let tmpfs = Variant {
+                label: "clean, journal on tmpfs".into(),
+                faults: false,
+                scale: s.scale,
+            };
+            if let Some(f) = attempt!(
+                format!("apply {} on tmpfs", case.n),
+                apply_run(&mut b, case, &tmpfs)
+            ) {
+                r.apply.push(f);
+            }
+            if let Some(d) = b.run_root.take() {
+                let _ = std::fs::remove_dir_all(d);
             }
             save(&r, &results_path);
         }
@@ -1011,12 +1156,12 @@ fn main() -> anyhow::Result<()> {
             }
             save(&r, &results_path);
         }
-        if let Some(&rows) = s.mem_rows.first() {
+        for &rows in &s.mem_rows {
             if let Some(f) = attempt!(format!("dry-run {rows}"), mem_dry_run(&mut b, rows)) {
                 r.memory.push(f);
             }
+            save(&r, &results_path);
         }
-        save(&r, &results_path);
     }
     let m = r.machine.as_ref().expect("machine");
     println!(

@@ -12,6 +12,10 @@ pub struct ChildRun {
     pub wall_secs: f64,
     /// Peak resident set size (VmHWM, the kernel's high-water mark), in KiB.
     pub peak_rss_kib: u64,
+    /// CPU seconds (user + system) of the child, from its last sample before it exited.
+    pub cpu_secs: f64,
+    /// CPU seconds this process (the in-process simulator) spent while the child ran.
+    pub sim_cpu_secs: f64,
     pub stdout: String,
     pub stderr_tail: String,
 }
@@ -27,6 +31,17 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
     s.lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// User + system CPU seconds of a process (`/proc/<pid>/stat`, clock ticks of 1/100 s).
+pub fn cpu_secs(pid: &str) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }
 
 /// Runs `bin args` in `dir` with `envs`; stdout goes to a file there (or is discarded).
@@ -65,9 +80,14 @@ pub fn run(
     let mut child = cmd.spawn()?;
     let pid = child.id();
     let mut peak = 0u64;
+    let mut cpu = 0.0f64;
+    let self_cpu = cpu_secs("self").unwrap_or(0.0);
     let status = loop {
         if let Some(v) = vm_hwm_kib(pid) {
             peak = peak.max(v);
+        }
+        if let Some(c) = cpu_secs(&pid.to_string()) {
+            cpu = cpu.max(c);
         }
         if let Some(st) = child.try_wait()? {
             break st;
@@ -75,6 +95,7 @@ pub fn run(
         std::thread::sleep(Duration::from_millis(50));
     };
     let wall_secs = started.elapsed().as_secs_f64();
+    let sim_cpu_secs = cpu_secs("self").unwrap_or(0.0) - self_cpu;
     let stdout = if keep_stdout {
         std::fs::read_to_string(&out_path).unwrap_or_default()
     } else {
@@ -92,6 +113,8 @@ pub fn run(
         exit_code: status.code(),
         wall_secs,
         peak_rss_kib: peak,
+        cpu_secs: cpu,
+        sim_cpu_secs,
         stdout,
         stderr_tail: stderr[tail_start..].to_string(),
     })
