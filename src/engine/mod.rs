@@ -256,7 +256,7 @@ impl Job {
             report::OrderedWriter::new(report::create_writer(&self.output, self.args.force)?, 0);
 
         let strategy = self.resolve(&graph).await?;
-        self.read_states(&graph, &interrupted).await;
+        self.read_states(&graph).await;
         if self.args.registration {
             self.read_registration(&graph).await?;
         }
@@ -265,7 +265,7 @@ impl Job {
         match self.mode {
             Mode::DryRun => self.plan_dry_run(),
             Mode::Apply | Mode::Revert => {
-                let resumed = self.plan_apply(&identity)?;
+                self.plan_apply(&identity)?;
                 // Everything not to be written is final now.
                 self.flush_final(&mut writer)?;
                 let changes = self.pending_changes();
@@ -294,7 +294,8 @@ impl Job {
                 }
                 if !changes.is_empty() && !opts.yes && !interrupted.is_set() {
                     let asked = Instant::now();
-                    if !confirm(&self, changes.len(), &identity)? {
+                    let yes = confirm(&self, changes.len(), &identity)?;
+                    if !yes || interrupted.is_set() {
                         for &i in &changes {
                             self.items[i].finish(
                                 Outcome::Skipped,
@@ -318,7 +319,6 @@ impl Job {
                 let key = apply::apply_key(&self, &identity);
                 let j = apply::open_journal(&key)?;
                 journal = Some((j, key));
-                let _ = resumed;
                 apply::write_all(
                     &graph,
                     &mut self.items,
@@ -469,12 +469,9 @@ impl Job {
     }
 
     /// Reads the per-user MFA state of every open row.
-    async fn read_states(&mut self, graph: &Graph, interrupted: &interrupt::Interrupted) {
+    async fn read_states(&mut self, graph: &Graph) {
         let open = self.open_rows();
-        let ids: Vec<String> = open
-            .iter()
-            .map(|&i| self.items[i].user.as_ref().expect("user").id.clone())
-            .collect();
+        let ids = user_ids(&self.items, &open);
         let pb = progress::bar(ids.len() as u64, "reading");
         let items = &mut self.items;
         let mut done = 0;
@@ -493,16 +490,12 @@ impl Job {
             })
             .await;
         pb.finish_and_clear();
-        let _ = interrupted;
     }
 
     /// Reads whether users have registered an MFA method (`--registration`).
     async fn read_registration(&mut self, graph: &Graph) -> anyhow::Result<()> {
         let open = self.open_rows();
-        let ids: Vec<String> = open
-            .iter()
-            .map(|&i| self.items[i].user.as_ref().expect("user").id.clone())
-            .collect();
+        let ids = user_ids(&self.items, &open);
         let items = &mut self.items;
         graph
             .registration(&ids, |k, reg| items[open[k]].result.mfa_registered = reg)
@@ -519,13 +512,12 @@ impl Job {
     }
 
     /// Apply: decides every open row; rows to write stay open with their action set.
-    /// Returns the users the journal of an interrupted run had already changed.
-    fn plan_apply(&mut self, identity: &Identity) -> anyhow::Result<usize> {
+    /// Users an interrupted run of the same command already changed are reported as changed.
+    fn plan_apply(&mut self, identity: &Identity) -> anyhow::Result<()> {
         let key = apply::apply_key(self, identity);
         let resume = self.apply.as_ref().is_some_and(|a| a.resume);
         let previous =
             apply::load_previous(&key, resume, &self.args.input.file.display().to_string())?;
-        let mut resumed = 0;
         for i in self.open_rows() {
             let plan = self
                 .plan
@@ -581,13 +573,12 @@ impl Job {
                         it.result.request_id = prev.request_id.clone();
                     }
                     it.finish(Outcome::Changed, None);
-                    resumed += 1;
                     continue;
                 }
             }
             plan_row(it, Mode::Apply);
         }
-        Ok(resumed)
+        Ok(())
     }
 
     /// Rows the apply still has to write.
@@ -601,10 +592,7 @@ impl Job {
 
     /// Reads again the users about to be written (after a long pause at the prompt).
     async fn reread_before_write(&mut self, graph: &Graph, changes: &[usize]) {
-        let ids: Vec<String> = changes
-            .iter()
-            .map(|&i| self.items[i].user.as_ref().expect("user").id.clone())
-            .collect();
+        let ids = user_ids(&self.items, changes);
         let items = &mut self.items;
         graph
             .get_states(&ids, |k, res| {
@@ -635,7 +623,7 @@ impl Job {
     ) -> report::RunRecord {
         let a = &self.args;
         let mut options = serde_json::json!({
-            "state": a.state.into_mfa().as_str(),
+            "state": MfaState::from(a.state).as_str(),
             "sheet": self.info.sheet,
             "column": self.info.column,
             "exclude": a.input.exclude,
@@ -713,6 +701,31 @@ pub(crate) fn flush_items(
     Ok(())
 }
 
+/// The user ids of the given rows (each must have a resolved user).
+fn user_ids(items: &[Item], rows: &[usize]) -> Vec<String> {
+    rows.iter()
+        .map(|&i| items[i].user.as_ref().expect("resolved user").id.clone())
+        .collect()
+}
+
+/// Asks a yes/no question at the terminal (on stderr, so stdout stays clean). Anything but
+/// y/yes is no. Called from the async run: the wait for the answer is moved off the runtime.
+pub(crate) fn ask(question: &str) -> anyhow::Result<bool> {
+    tokio::task::block_in_place(|| ask_blocking(question))
+}
+
+fn ask_blocking(question: &str) -> anyhow::Result<bool> {
+    use std::io::Write;
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush().ok();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
 /// Records a failed read on a row (404: the user is gone).
 fn fail_read(it: &mut Item, e: CallError, what: &str) {
     it.result.request_id = e.request_id.clone();
@@ -724,28 +737,49 @@ fn fail_read(it: &mut Item, e: CallError, what: &str) {
     it.finish(outcome, Some(format!("{what} failed: {e}")));
 }
 
-/// Asks the admin at the terminal. Anything but y/yes is no.
+/// Shows the plan (what will change, by target, and what will not) and asks the admin at the
+/// terminal. Turning MFA off is called out. Anything but y/yes is no.
 fn confirm(job: &Job, n: usize, identity: &Identity) -> anyhow::Result<bool> {
-    use std::io::Write;
-    let targets: HashSet<&str> = job
-        .pending_changes()
-        .iter()
-        .map(|&i| job.items[i].target.as_str())
-        .collect();
-    let mut targets: Vec<&str> = targets.into_iter().collect();
-    targets.sort();
-    eprint!(
-        "Change the per-user MFA state of {n} users (to {}) in tenant {}? [y/N] ",
-        targets.join("/"),
-        identity.tenant_id
-    );
-    std::io::stderr().flush().ok();
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer)?;
-    Ok(matches!(
-        answer.trim().to_ascii_lowercase().as_str(),
-        "y" | "yes"
-    ))
+    let pending = job.pending_changes();
+    let mut by_target: Vec<(String, usize)> = Vec::new();
+    for &i in &pending {
+        let t = job.items[i].target.as_str();
+        match by_target.iter_mut().find(|(k, _)| k == t) {
+            Some((_, c)) => *c += 1,
+            None => by_target.push((t.to_string(), 1)),
+        }
+    }
+    by_target.sort();
+    eprintln!("Plan for tenant {}:", identity.tenant_id);
+    for (t, c) in &by_target {
+        eprintln!("  set {t:<9} {c:>7} {}", users(*c));
+    }
+    for o in Outcome::ALL {
+        let c = job
+            .items
+            .iter()
+            .filter(|it| it.done && it.result.outcome == o)
+            .count();
+        if c > 0 {
+            eprintln!("  {:<13} {c:>7}", o.as_str());
+        }
+    }
+    if let Some((_, off)) = by_target.iter().find(|(t, _)| t == "disabled") {
+        eprintln!(
+            "WARNING: {off} {} will have per-user MFA turned OFF.",
+            users(*off)
+        );
+    }
+    ask(&format!("Change {n} {}?", users(n)))
+}
+
+/// "user" or "users".
+pub(crate) fn users(n: usize) -> &'static str {
+    if n == 1 {
+        "user"
+    } else {
+        "users"
+    }
 }
 
 /// Reads a dry-run result file for `--plan` and checks it belongs to this input.
@@ -774,14 +808,4 @@ fn load_plan(path: &Path, items: &[Item]) -> anyhow::Result<HashMap<u64, ResultR
         plan.insert(r.row, r);
     }
     Ok(plan)
-}
-
-trait IntoMfa {
-    fn into_mfa(self) -> MfaState;
-}
-
-impl IntoMfa for crate::cli::TargetState {
-    fn into_mfa(self) -> MfaState {
-        self.into()
-    }
 }

@@ -14,20 +14,6 @@ use crate::model::MfaState;
 use crate::report::{self, Outcome};
 use crate::resolve::Strategy;
 
-/// Every outcome, in the order the summary lists them.
-const ORDER: [Outcome; 10] = [
-    Outcome::WouldChange,
-    Outcome::Changed,
-    Outcome::NoChange,
-    Outcome::NotFound,
-    Outcome::Invalid,
-    Outcome::Duplicate,
-    Outcome::Excluded,
-    Outcome::Skipped,
-    Outcome::Drifted,
-    Outcome::Failed,
-];
-
 /// Outcomes that need the admin's attention (exit code 1).
 pub fn needs_attention(o: &Outcome) -> bool {
     matches!(
@@ -40,17 +26,31 @@ pub fn needs_attention(o: &Outcome) -> bool {
     )
 }
 
+/// Serializes (key, value) pairs as a JSON object, keeping their order.
+fn as_map<S: serde::Serializer>(pairs: &[(String, u64)], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(Some(pairs.len()))?;
+    for (k, v) in pairs {
+        m.serialize_entry(k, v)?;
+    }
+    m.end()
+}
+
 /// What a run did, counted.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Summary {
     pub command: &'static str,
     pub rows: u64,
-    /// (outcome, rows), every outcome listed, in a fixed order.
+    /// (outcome, rows), every outcome listed, in a fixed order (a JSON object).
+    #[serde(serialize_with = "as_map")]
     pub counts: Vec<(String, u64)>,
     /// Changed users with no MFA method registered yet: they must visit https://aka.ms/mfasetup.
     pub need_mfasetup: Vec<String>,
     /// Changed users whose registration is not known (run with --registration to tell).
     pub registration_unknown: u64,
+    /// Users who registered an MFA method but whose per-user MFA state was `disabled`: the
+    /// users this tool is for (they never get the "Additional security verification" page).
+    pub registered_but_disabled: u64,
     pub strategy: Strategy,
     pub interrupted: bool,
     pub graph: Stats,
@@ -66,7 +66,7 @@ impl Summary {
         interrupted: bool,
         graph: Stats,
     ) -> Summary {
-        let counts = ORDER
+        let counts = Outcome::ALL
             .iter()
             .map(|o| {
                 let n = items.iter().filter(|it| &it.result.outcome == o).count() as u64;
@@ -99,12 +99,20 @@ impl Summary {
                 None => registration_unknown += 1,
             }
         }
+        let registered_but_disabled = items
+            .iter()
+            .filter(|it| {
+                it.result.state_before == Some(MfaState::Disabled)
+                    && it.result.mfa_registered == Some(true)
+            })
+            .count() as u64;
         Summary {
             command: mode.command(),
             rows: items.len() as u64,
             counts,
             need_mfasetup,
             registration_unknown,
+            registered_but_disabled,
             strategy,
             interrupted,
             graph,
@@ -176,20 +184,34 @@ impl Summary {
                 writeln!(out, "  {k:<13} {n:>7}")?;
             }
         }
+        if self.registered_but_disabled > 0 {
+            writeln!(
+                out,
+                "{} {} registered an MFA method but per-user MFA was disabled (the users this fixes).",
+                self.registered_but_disabled,
+                if self.registered_but_disabled == 1 { "user has" } else { "users have" }
+            )?;
+        }
         if !self.need_mfasetup.is_empty() {
             writeln!(
                 out,
-                "{} changed users have no MFA method registered yet: they must visit \
+                "{} changed {} no MFA method registered yet: they must visit \
                  https://aka.ms/mfasetup (--notify-list FILE writes their addresses).",
-                self.need_mfasetup.len()
+                self.need_mfasetup.len(),
+                if self.need_mfasetup.len() == 1 {
+                    "user has"
+                } else {
+                    "users have"
+                }
             )?;
         }
         if self.registration_unknown > 0 && self.count(Outcome::Changed) > 0 {
             writeln!(
                 out,
-                "{} changed users: registration not known (add --registration to find out who \
+                "{} changed {}: registration not known (add --registration to find out who \
                  still has to visit https://aka.ms/mfasetup).",
-                self.registration_unknown
+                self.registration_unknown,
+                super::users(self.registration_unknown as usize)
             )?;
         }
         writeln!(
