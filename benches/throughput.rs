@@ -345,6 +345,35 @@ impl Bench {
     }
 }
 
+/// The 1-minute load average (other work on the machine skews every figure).
+fn load_avg() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(-1.0)
+}
+
+/// Median milliseconds of one small append + `sync_data` in `dir`: what each journal entry of
+/// an apply costs on this disk right now.
+fn fsync_probe_ms(dir: &Path) -> f64 {
+    let _ = std::fs::create_dir_all(dir);
+    let path = dir.join("fsync-probe");
+    let Ok(mut f) = std::fs::File::create(&path) else {
+        return -1.0;
+    };
+    let mut v: Vec<f64> = (0..40)
+        .filter_map(|_| {
+            let t = std::time::Instant::now();
+            f.write_all(&[b'x'; 120]).ok()?;
+            f.sync_data().ok()?;
+            Some(t.elapsed().as_secs_f64() * 1000.0)
+        })
+        .collect();
+    let _ = std::fs::remove_file(&path);
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(-1.0)
+}
+
 /// First and last real millisecond of log entries matching `f`.
 fn span_ms(h: &SimHandle, f: impl Fn(&sim::LogEntry) -> bool) -> Option<(u64, u64, usize)> {
     let log = h.request_log();
@@ -391,6 +420,10 @@ struct ApplyFigures {
     /// CPU seconds of mfa-bulk and of the simulator (this process) during the run.
     tool_cpu_secs: f64,
     sim_cpu_secs: f64,
+    /// 1-minute load average before the run.
+    load_before: f64,
+    /// Median ms of one append + fsync in the run's directory, measured just before it.
+    fsync_ms: f64,
     /// Writes accepted by Graph.
     writes: u64,
     /// Real seconds from the first to the last PATCH Graph saw.
@@ -442,7 +475,12 @@ fn apply_run(b: &mut Bench, case: &Case, v: &Variant) -> anyhow::Result<ApplyFig
         case.n,
         v.label.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
     );
-    eprintln!("[bench] {name}: {} users, time scale {scale}", case.n);
+    let load_before = load_avg();
+    let fsync_ms = fsync_probe_ms(b.run_root.as_ref().unwrap_or(&b.work));
+    eprintln!(
+        "[bench] {name}: {} users, time scale {scale}, load {load_before:.2}, fsync {fsync_ms:.2} ms",
+        case.n
+    );
     let run = b.run_tool("apply", &case.csv, &h, scale, &name)?;
     // Give a lost-write's server side a moment to settle before reading the state.
     std::thread::sleep(Duration::from_millis(100));
@@ -475,6 +513,8 @@ fn apply_run(b: &mut Bench, case: &Case, v: &Variant) -> anyhow::Result<ApplyFig
         peak_rss_mib: run.peak_rss_mib(),
         tool_cpu_secs: run.cpu_secs,
         sim_cpu_secs: run.sim_cpu_secs,
+        load_before,
+        fsync_ms,
         writes: counters.writes,
         write_phase_secs,
         writes_per_sec,
@@ -528,6 +568,7 @@ struct DryRunFigures {
     peak_rss_mib: f64,
     tool_cpu_secs: f64,
     sim_cpu_secs: f64,
+    load_before: f64,
     users_per_sec: f64,
     /// RU the job needs per user at least: one state read each, plus the tenant listing.
     needed_ru_per_user: f64,
@@ -555,7 +596,11 @@ fn dry_run(b: &mut Bench, case: &Case) -> anyhow::Result<DryRunFigures> {
     let scale = b.s.dryrun_scale;
     let h = b.start(b.sim_config(&case.tenant, scale, false))?;
     let name = format!("dry-run-{}", case.n);
-    eprintln!("[bench] {name}: {} users, time scale {scale}", case.n);
+    let load_before = load_avg();
+    eprintln!(
+        "[bench] {name}: {} users, time scale {scale}, load {load_before:.2}",
+        case.n
+    );
     let run = b.run_tool("dry-run", &case.csv, &h, scale, &name)?;
     let counters = h.counters();
     let after = h.users_state();
@@ -584,6 +629,7 @@ fn dry_run(b: &mut Bench, case: &Case) -> anyhow::Result<DryRunFigures> {
         peak_rss_mib: run.peak_rss_mib(),
         tool_cpu_secs: run.cpu_secs,
         sim_cpu_secs: run.sim_cpu_secs,
+        load_before,
         users_per_sec: ups,
         needed_ru_per_user: needed,
         ru_spent_per_user: counters.ru_spent as f64 / case.n as f64,
@@ -848,6 +894,17 @@ fn pct(v: f64) -> String {
     format!("{:.1} %", v * 100.0)
 }
 
+fn state_cell(c: &StateCheck) -> String {
+    if c.ok {
+        "exact".into()
+    } else {
+        format!(
+            "**{} wrong** ({} not written, {} written wrongly)",
+            c.wrong_state, c.missing_writes, c.unexpected_writes
+        )
+    }
+}
+
 fn yes_no(ok: bool) -> &'static str {
     if ok {
         "exact"
@@ -871,12 +928,9 @@ fn table(r: &Results) -> String {
     if !apply.is_empty() {
         let _ = writeln!(
             t,
-            "| apply | users (changes) | scale | wall s | writes/s / limit | of limit (≥ 90 %) | 429s (≤ 1 %) | requests / changed user (floor) | RU / changed user | HTTP / changed user | vs baseline | final state | peak RSS | exit |"
+            "| apply | users (changes) | scale | wall s | writes/s / limit | of limit (≥ 90 %) | 429s (≤ 1 %) | vs baseline | final state | exit |"
         );
-        let _ = writeln!(
-            t,
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-        );
+        let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|---|");
         for f in apply {
             let vs = r
                 .baseline
@@ -884,20 +938,21 @@ fn table(r: &Results) -> String {
                 .find(|b| b.users_listed == f.users_listed && b.time_scale == f.time_scale)
                 .map(|b| {
                     let est = if b.sample < b.users_listed {
-                        format!(" (baseline est. from first {})", b.sample)
+                        format!(", baseline extrapolated from its first {}", b.sample)
                     } else {
                         String::new()
                     };
                     format!(
-                        "{:.2}× the time ({:.1}× faster){est}",
+                        "{:.2}× its time ({:.1}× faster{est})",
                         f.wall_secs / b.extrapolated_secs,
                         b.extrapolated_secs / f.wall_secs
                     )
                 })
                 .unwrap_or_else(|| "–".into());
-            let _ = writeln!(
+            let _ =
+                writeln!(
                 t,
-                "| {} | {} ({}) | {} | {:.1} | {:.1} / {:.0} | {} | {} ({} of {}) | {:.2} ({:.2}) | {:.2} | {:.3} | {} | {} | {:.0} MiB | {} |",
+                "| {} | {} ({}) | {} | {:.1} | {:.1} / {:.0} | {} | {} ({} of {}) | {} | {} | {} |",
                 f.label,
                 f.users_listed,
                 f.changes_needed,
@@ -909,14 +964,33 @@ fn table(r: &Results) -> String {
                 pct(f.throttled_fraction),
                 f.throttled,
                 f.requests,
+                vs,
+                state_cell(&f.state),
+                f.exit_code.map(|c| c.to_string()).unwrap_or("killed".into()),
+            );
+        }
+        let _ = writeln!(t);
+        let _ = writeln!(
+            t,
+            "| apply (cost) | users | Graph requests / changed user (floor) | RU / changed user | HTTP requests / changed user | max writes to one user | peak RSS | CPU s: tool, simulator | load before | fsync ms |"
+        );
+        let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|---|");
+        for f in apply {
+            let _ = writeln!(
+                t,
+                "| {} | {} | {:.2} ({:.2}) | {:.2} | {:.3} | {} | {:.0} MiB | {:.1}, {:.1} | {:.1} | {:.2} |",
+                f.label,
+                f.users_listed,
                 f.requests_per_changed_user,
                 f.floor_requests_per_changed_user,
                 f.ru_per_changed_user,
                 f.http_per_changed_user,
-                vs,
-                yes_no(f.state.ok),
+                f.state.max_writes_per_user,
                 f.peak_rss_mib,
-                f.exit_code.map(|c| c.to_string()).unwrap_or("killed".into()),
+                f.tool_cpu_secs,
+                f.sim_cpu_secs,
+                f.load_before,
+                f.fsync_ms,
             );
         }
         let _ = writeln!(t);
@@ -1125,6 +1199,18 @@ fn main() -> anyhow::Result<()> {
         if let Some(f) = attempt!(
             format!("apply {} at scale 1", case.n),
             apply_run(&mut b, case, &real_time)
+        ) {
+            r.apply.push(f);
+        }
+        save(&r, &results_path);
+        let real_time_faults = Variant {
+            label: "5 % faults, real time (scale 1)".into(),
+            faults: true,
+            scale: 1.0,
+        };
+        if let Some(f) = attempt!(
+            format!("apply {} with faults at scale 1", case.n),
+            apply_run(&mut b, case, &real_time_faults)
         ) {
             r.apply.push(f);
         }
