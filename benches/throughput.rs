@@ -928,7 +928,7 @@ fn table(r: &Results) -> String {
     if !apply.is_empty() {
         let _ = writeln!(
             t,
-            "| apply | users (changes) | scale | wall s | writes/s / limit | of limit (≥ 90 %) | 429s (≤ 1 %) | vs baseline | final state | exit |"
+            "| apply | users (changes) | scale | wall s | writes/s / limit | of limit (≥ 90 %) | 429s (≤ 1 %) | vs baseline loop (no faults) | final state | exit |"
         );
         let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|---|");
         for f in apply {
