@@ -567,6 +567,7 @@ impl Job {
             if let Some(prev) = previous.get(&user_id) {
                 if plan::reached(&before, &it.target) {
                     it.result.action = Action::Set(it.target.clone());
+                    apply::infer_registration(&mut it.result.mfa_registered, &before, &it.target);
                     it.result.state_after = Some(before.clone());
                     it.result.state_before = Some(prev.before.clone());
                     if prev.request_id.is_some() {

@@ -4,6 +4,7 @@ mod engine;
 mod graph;
 mod graph_fake;
 mod graph_sim;
+mod help;
 mod input;
 mod report;
 mod report_read;
