@@ -67,12 +67,22 @@ pub fn run(
         .stdout(stdout)
         .stderr(Stdio::from(std::fs::File::create(&err_path)?))
         // No colours, no progress bars in the captured output.
-        .env("NO_COLOR", "1")
-        .env_remove("AZURE_TENANT_ID")
-        .env_remove("AZURE_CLIENT_ID")
-        .env_remove("AZURE_CLIENT_CERTIFICATE_PATH")
-        .env_remove("MFA_BULK_GRAPH_URL")
-        .env_remove("MFA_BULK_LOGIN_URL");
+        .env("NO_COLOR", "1");
+    // Only what the bench passes decides where the tool goes and who it signs in as.
+    for k in [
+        "AZURE_AUTHORITY_HOST",
+        "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+        "AZURE_CLIENT_CERTIFICATE_PATH",
+        "AZURE_CLIENT_ID",
+        "AZURE_CLIENT_SECRET",
+        "AZURE_TENANT_ID",
+        "MFA_BULK_ACCESS_TOKEN",
+        "MFA_BULK_CLOUD",
+        "MFA_BULK_GRAPH_URL",
+        "MFA_BULK_LOGIN_URL",
+    ] {
+        cmd.env_remove(k);
+    }
     for (k, v) in envs {
         cmd.env(k, v);
     }
