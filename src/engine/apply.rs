@@ -189,7 +189,7 @@ pub(crate) async fn write_all(
     interrupted: &Interrupted,
     exact: bool,
 ) -> anyhow::Result<()> {
-    let mut round: Vec<Change> = pending
+    let changes: Vec<Change> = pending
         .iter()
         .map(|&i| Change {
             item: i,
@@ -200,104 +200,122 @@ pub(crate) async fn write_all(
             request_id: None,
         })
         .collect();
-    let pb = progress::bar(round.len() as u64, "writing");
-    let mut finished = 0u64;
-    // Each round writes everyone in it; a later round only holds users whose lost write a
-    // read showed had not happened.
-    while !round.is_empty() {
-        if interrupted.is_set() {
-            for c in round.drain(..) {
-                write_failed(&mut items[c.item], cancelled());
-            }
-            flush_items(items, writer)?;
-            break;
-        }
-        let intents: Vec<JournalEntry> = round
-            .iter()
-            .map(|c| JournalEntry::Intent {
-                user_id: c.user_id.clone(),
-                row: items[c.item].input.row,
-                state_before: items[c.item]
-                    .result
-                    .state_before
-                    .clone()
-                    .expect("state read"),
-                target: c.target.clone(),
-            })
-            .collect();
-        journal.record_all(&intents)?;
-        let writes: Vec<(String, MfaState)> = round
-            .iter()
-            .map(|c| (c.user_id.clone(), c.target.clone()))
-            .collect();
+    journal.record_all(&intents(items, &changes))?;
+    let writes: Vec<(String, MfaState)> = changes
+        .iter()
+        .map(|c| (c.user_id.clone(), c.target.clone()))
+        .collect();
+    let pb = progress::bar(changes.len() as u64, "writing");
 
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let send = async {
-            let tx = tx;
-            graph
-                .set_states(&writes, |k, r| {
-                    // The receiver lives until every answer is in.
-                    let _ = tx.send((k, r));
-                })
-                .await;
-        };
-        let round_ref = &round;
-        let settle = async {
-            let mut again = Vec::new();
-            while let Some(first) = rx.recv().await {
-                let mut answers = vec![first];
-                while answers.len() < SETTLE_GROUP {
-                    match rx.try_recv() {
-                        Ok(a) => answers.push(a),
-                        Err(_) => break,
-                    }
+    // The writes stream out at the pacer's rate; their answers come back through a channel to
+    // `settle`, which reads them back group by group meanwhile.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let send = async {
+        let tx = tx;
+        graph
+            .set_states(&writes, |k, r| {
+                // The receiver lives until every answer is in.
+                let _ = tx.send((k, r));
+            })
+            .await;
+    };
+    let settle = async {
+        let mut finished = 0u64;
+        // Answers to writes made here (users whose lost write a read showed had not happened).
+        let mut rewritten: Vec<(Change, WriteAnswer)> = Vec::new();
+        loop {
+            let mut answers = std::mem::take(&mut rewritten);
+            while answers.len() < SETTLE_GROUP {
+                match rx.try_recv() {
+                    Ok((k, r)) => answers.push((changes[k].clone(), r)),
+                    Err(_) => break,
                 }
-                let mut done: Vec<JournalEntry> = Vec::new();
-                let mut to_read: Vec<Change> = Vec::new();
-                for (k, r) in answers {
-                    let mut c = round_ref[k].clone();
-                    c.attempts += 1;
-                    match r {
-                        Ok(reply) => {
-                            c.unknown = false;
-                            c.request_id = reply.request_id;
-                            to_read.push(c);
-                        }
-                        Err(e) if e.kind == ErrorKind::OutcomeUnknown => {
-                            // Never resent blindly: read first.
-                            c.unknown = true;
-                            c.request_id = e.request_id.clone();
-                            to_read.push(c);
-                        }
-                        Err(e) => {
-                            write_failed(&mut items[c.item], e);
-                            done.push(done_entry(&items[c.item], &c));
-                        }
-                    }
-                }
-                let ids: Vec<String> = to_read.iter().map(|c| c.user_id.clone()).collect();
-                let mut reads: Vec<Option<Result<Reply<MfaState>, CallError>>> =
-                    vec![None; ids.len()];
-                graph.get_states(&ids, |k, r| reads[k] = Some(r)).await;
-                for (c, r) in to_read.into_iter().zip(reads) {
-                    let r = r.unwrap_or_else(|| Err(cancelled()));
-                    match after_readback(&mut items[c.item], &c, r, interrupted, exact) {
-                        Some(retry) => again.push(retry),
-                        None => done.push(done_entry(&items[c.item], &c)),
-                    }
-                }
-                finished += done.len() as u64;
-                journal.record_all(&done)?;
-                flush_items(items, writer)?;
-                pb.set_position(finished);
             }
-            Ok::<_, anyhow::Error>(again)
-        };
-        let ((), again) = tokio::join!(send, settle);
-        round = again?;
-    }
+            if answers.is_empty() {
+                match rx.recv().await {
+                    Some((k, r)) => answers.push((changes[k].clone(), r)),
+                    None => break,
+                }
+            }
+            let mut done: Vec<JournalEntry> = Vec::new();
+            let mut to_read: Vec<Change> = Vec::new();
+            for (mut c, r) in answers {
+                c.attempts += 1;
+                match r {
+                    Ok(reply) => {
+                        c.unknown = false;
+                        c.request_id = reply.request_id;
+                        to_read.push(c);
+                    }
+                    Err(e) if e.kind == ErrorKind::OutcomeUnknown => {
+                        // Never resent blindly: read first.
+                        c.unknown = true;
+                        c.request_id = e.request_id.clone();
+                        to_read.push(c);
+                    }
+                    Err(e) => {
+                        write_failed(&mut items[c.item], e);
+                        done.push(done_entry(&items[c.item], &c));
+                    }
+                }
+            }
+            let ids: Vec<String> = to_read.iter().map(|c| c.user_id.clone()).collect();
+            let mut reads: Vec<Option<Result<Reply<MfaState>, CallError>>> = vec![None; ids.len()];
+            graph.get_states(&ids, |k, r| reads[k] = Some(r)).await;
+            let mut again: Vec<Change> = Vec::new();
+            for (c, r) in to_read.into_iter().zip(reads) {
+                let r = r.unwrap_or_else(|| Err(cancelled()));
+                match after_readback(&mut items[c.item], &c, r, interrupted, exact) {
+                    Some(retry) => again.push(retry),
+                    None => done.push(done_entry(&items[c.item], &c)),
+                }
+            }
+            finished += done.len() as u64;
+            journal.record_all(&done)?;
+            flush_items(items, writer)?;
+            pb.set_position(finished);
+            if !again.is_empty() {
+                // Verified not applied: write these again now, beside the stream.
+                journal.record_all(&intents(items, &again))?;
+                let w: Vec<(String, MfaState)> = again
+                    .iter()
+                    .map(|c| (c.user_id.clone(), c.target.clone()))
+                    .collect();
+                let mut res: Vec<Option<WriteAnswer>> = vec![None; w.len()];
+                graph.set_states(&w, |k, r| res[k] = Some(r)).await;
+                rewritten = again
+                    .into_iter()
+                    .zip(res)
+                    .map(|(c, r)| (c, r.unwrap_or_else(|| Err(cancelled()))))
+                    .collect();
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    };
+    let ((), settled) = tokio::join!(send, settle);
+    settled?;
     pb.finish_and_clear();
     Ok(())
+}
+
+/// A write's answer.
+type WriteAnswer = Result<Reply<()>, CallError>;
+
+/// The journal's record that these users are about to be written.
+fn intents(items: &[Item], changes: &[Change]) -> Vec<JournalEntry> {
+    changes
+        .iter()
+        .map(|c| JournalEntry::Intent {
+            user_id: c.user_id.clone(),
+            row: items[c.item].input.row,
+            state_before: items[c.item]
+                .result
+                .state_before
+                .clone()
+                .expect("state read"),
+            target: c.target.clone(),
+        })
+        .collect()
 }
 
 fn cancelled() -> CallError {
