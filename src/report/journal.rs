@@ -152,11 +152,11 @@ impl Journal {
                 path: path.to_path_buf(),
                 file,
             };
-            j.append(&HeaderLine {
+            j.append(&[HeaderLine {
                 kind: "header".into(),
                 journal: JOURNAL_VERSION,
                 header,
-            })?;
+            }])?;
             Ok(j)
         }
     }
@@ -167,7 +167,7 @@ impl Journal {
 
     /// Appends `e`, flushed and synced to disk before returning.
     pub fn record(&mut self, e: &JournalEntry) -> Result<(), ReportError> {
-        self.append(e)
+        self.append(std::slice::from_ref(e))
     }
 
     /// Appends every entry with one write and one sync (a group of writes about to be sent,
@@ -176,29 +176,21 @@ impl Journal {
         if entries.is_empty() {
             return Ok(());
         }
+        self.append(entries)
+    }
+
+    /// Writes each value as one JSON line, then flushes and syncs once.
+    fn append<T: Serialize>(&mut self, values: &[T]) -> Result<(), ReportError> {
         let mut buf = Vec::new();
-        for e in entries {
-            serde_json::to_writer(&mut buf, e).map_err(|err| ReportError::Json {
+        for v in values {
+            serde_json::to_writer(&mut buf, v).map_err(|e| ReportError::Json {
                 path: self.path.clone(),
-                message: err.to_string(),
+                message: e.to_string(),
             })?;
             buf.push(b'\n');
         }
         self.file
             .write_all(&buf)
-            .and_then(|_| self.file.flush())
-            .and_then(|_| self.file.sync_data())
-            .map_err(|e| ReportError::io(&self.path, "write", e))
-    }
-
-    fn append<T: Serialize>(&mut self, value: &T) -> Result<(), ReportError> {
-        let mut line = serde_json::to_vec(value).map_err(|e| ReportError::Json {
-            path: self.path.clone(),
-            message: e.to_string(),
-        })?;
-        line.push(b'\n');
-        self.file
-            .write_all(&line)
             .and_then(|_| self.file.flush())
             .and_then(|_| self.file.sync_data())
             .map_err(|e| ReportError::io(&self.path, "write", e))
