@@ -193,3 +193,17 @@ fn journal_of_another_run_or_damaged_is_refused() {
     assert!(!path.exists());
     Journal::discard(&path).unwrap();
 }
+
+#[test]
+fn journal_groups_are_written_whole_and_read_back_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("apply.journal");
+    let mut j = Journal::open(&path, header()).unwrap();
+    j.record_all(&[intent(1), intent(2), intent(3)]).unwrap();
+    j.record_all(&[]).unwrap();
+    j.record_all(&[done(2), done(1)]).unwrap();
+    drop(j);
+    let (_, entries) = Journal::load(&path).unwrap();
+    assert_eq!(entries, vec![intent(1), intent(2), intent(3), done(2), done(1)]);
+    assert_eq!(in_doubt(&entries), vec![&intent(3)]);
+}
