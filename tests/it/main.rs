@@ -6,3 +6,4 @@ mod report;
 mod report_read;
 mod report_record;
 mod sim;
+mod reliability_props;
