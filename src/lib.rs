@@ -4,6 +4,7 @@
 //! (plan, apply, read back) → [`report`] (result file). [`graph`] is the only module that
 //! talks HTTP to Graph; [`sim`] is the built-in Graph simulator.
 
+pub mod check;
 pub mod cli;
 pub mod engine;
 pub mod exit;

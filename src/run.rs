@@ -16,31 +16,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             clap_complete::generate(shell, &mut cmd, "mfa-bulk", &mut std::io::stdout());
             Ok(ExitCode::Success)
         }
+        Command::Check(args) => crate::check::run(&args),
         Command::Sim(args) => crate::sim::run_cli(&args),
         Command::Validate(args) => crate::validate::run(&args),
-        _ => anyhow::bail!("not built yet"),
     }
 }
 
-/// The exit code for an error that stopped a run.
+/// The exit code for an error that stopped a run: sign-in and permission problems 3; a Graph
+/// failure that stopped the run 1; anything else (input, usage, configuration, a result file
+/// that exists) 2.
 pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
-    use crate::graph::GraphError;
-    for cause in err.chain() {
-        if let Some(g) = cause.downcast_ref::<GraphError>() {
-            return match g {
-                GraphError::Config(_) => ExitCode::UsageOrInput,
-                GraphError::Auth(_) | GraphError::MissingPermission(_) => {
-                    ExitCode::AuthOrPermission
-                }
-                GraphError::Call(c) if c.kind == crate::graph::ErrorKind::Forbidden => {
-                    ExitCode::AuthOrPermission
-                }
-                GraphError::Call(c) if c.kind == crate::graph::ErrorKind::Unauthorized => {
-                    ExitCode::AuthOrPermission
-                }
-                GraphError::Call(_) => ExitCode::RowsNeedAttention,
-            };
-        }
-    }
-    ExitCode::UsageOrInput
+    err.chain()
+        .find_map(|cause| cause.downcast_ref::<crate::graph::GraphError>())
+        .map(|g| g.exit_code())
+        .unwrap_or(ExitCode::UsageOrInput)
 }

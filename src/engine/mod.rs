@@ -256,7 +256,7 @@ impl Job {
             report::OrderedWriter::new(report::create_writer(&self.output, self.args.force)?, 0);
 
         let strategy = self.resolve(&graph).await?;
-        self.read_states(&graph, &interrupted).await;
+        self.read_states(&graph).await;
         if self.args.registration {
             self.read_registration(&graph).await?;
         }
@@ -265,7 +265,7 @@ impl Job {
         match self.mode {
             Mode::DryRun => self.plan_dry_run(),
             Mode::Apply | Mode::Revert => {
-                let resumed = self.plan_apply(&identity)?;
+                self.plan_apply(&identity)?;
                 // Everything not to be written is final now.
                 self.flush_final(&mut writer)?;
                 let changes = self.pending_changes();
@@ -318,7 +318,6 @@ impl Job {
                 let key = apply::apply_key(&self, &identity);
                 let j = apply::open_journal(&key)?;
                 journal = Some((j, key));
-                let _ = resumed;
                 apply::write_all(
                     &graph,
                     &mut self.items,
@@ -469,7 +468,7 @@ impl Job {
     }
 
     /// Reads the per-user MFA state of every open row.
-    async fn read_states(&mut self, graph: &Graph, interrupted: &interrupt::Interrupted) {
+    async fn read_states(&mut self, graph: &Graph) {
         let open = self.open_rows();
         let ids: Vec<String> = open
             .iter()
@@ -493,7 +492,6 @@ impl Job {
             })
             .await;
         pb.finish_and_clear();
-        let _ = interrupted;
     }
 
     /// Reads whether users have registered an MFA method (`--registration`).
@@ -519,13 +517,12 @@ impl Job {
     }
 
     /// Apply: decides every open row; rows to write stay open with their action set.
-    /// Returns the users the journal of an interrupted run had already changed.
-    fn plan_apply(&mut self, identity: &Identity) -> anyhow::Result<usize> {
+    /// Users an interrupted run of the same command already changed are reported as changed.
+    fn plan_apply(&mut self, identity: &Identity) -> anyhow::Result<()> {
         let key = apply::apply_key(self, identity);
         let resume = self.apply.as_ref().is_some_and(|a| a.resume);
         let previous =
             apply::load_previous(&key, resume, &self.args.input.file.display().to_string())?;
-        let mut resumed = 0;
         for i in self.open_rows() {
             let plan = self
                 .plan
@@ -581,13 +578,12 @@ impl Job {
                         it.result.request_id = prev.request_id.clone();
                     }
                     it.finish(Outcome::Changed, None);
-                    resumed += 1;
                     continue;
                 }
             }
             plan_row(it, Mode::Apply);
         }
-        Ok(resumed)
+        Ok(())
     }
 
     /// Rows the apply still has to write.
@@ -635,7 +631,7 @@ impl Job {
     ) -> report::RunRecord {
         let a = &self.args;
         let mut options = serde_json::json!({
-            "state": a.state.into_mfa().as_str(),
+            "state": MfaState::from(a.state).as_str(),
             "sheet": self.info.sheet,
             "column": self.info.column,
             "exclude": a.input.exclude,
@@ -774,14 +770,4 @@ fn load_plan(path: &Path, items: &[Item]) -> anyhow::Result<HashMap<u64, ResultR
         plan.insert(r.row, r);
     }
     Ok(plan)
-}
-
-trait IntoMfa {
-    fn into_mfa(self) -> MfaState;
-}
-
-impl IntoMfa for crate::cli::TargetState {
-    fn into_mfa(self) -> MfaState {
-        self.into()
-    }
 }

@@ -40,17 +40,31 @@ pub fn needs_attention(o: &Outcome) -> bool {
     )
 }
 
+/// Serializes (key, value) pairs as a JSON object, keeping their order.
+fn as_map<S: serde::Serializer>(pairs: &[(String, u64)], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(Some(pairs.len()))?;
+    for (k, v) in pairs {
+        m.serialize_entry(k, v)?;
+    }
+    m.end()
+}
+
 /// What a run did, counted.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Summary {
     pub command: &'static str,
     pub rows: u64,
-    /// (outcome, rows), every outcome listed, in a fixed order.
+    /// (outcome, rows), every outcome listed, in a fixed order (a JSON object).
+    #[serde(serialize_with = "as_map")]
     pub counts: Vec<(String, u64)>,
     /// Changed users with no MFA method registered yet: they must visit https://aka.ms/mfasetup.
     pub need_mfasetup: Vec<String>,
     /// Changed users whose registration is not known (run with --registration to tell).
     pub registration_unknown: u64,
+    /// Users who registered an MFA method but whose per-user MFA state was `disabled`: the
+    /// users this tool is for (they never get the "Additional security verification" page).
+    pub registered_but_disabled: u64,
     pub strategy: Strategy,
     pub interrupted: bool,
     pub graph: Stats,
@@ -99,12 +113,20 @@ impl Summary {
                 None => registration_unknown += 1,
             }
         }
+        let registered_but_disabled = items
+            .iter()
+            .filter(|it| {
+                it.result.state_before == Some(MfaState::Disabled)
+                    && it.result.mfa_registered == Some(true)
+            })
+            .count() as u64;
         Summary {
             command: mode.command(),
             rows: items.len() as u64,
             counts,
             need_mfasetup,
             registration_unknown,
+            registered_but_disabled,
             strategy,
             interrupted,
             graph,
@@ -157,9 +179,14 @@ impl Summary {
             .as_ref()
             .map(|s| format!(", sheet \"{s}\""))
             .unwrap_or_default();
+        let sim = if identity.cloud == "simulator" {
+            " (the built-in simulator: no real tenant was touched)"
+        } else {
+            ""
+        };
         writeln!(
             out,
-            "{} of {}{sheet}, column \"{}\": {} rows, tenant {}",
+            "{} of {}{sheet}, column \"{}\": {} rows, tenant {}{sim}",
             self.command,
             info.path.display(),
             info.column,
@@ -170,6 +197,14 @@ impl Summary {
             if *n > 0 {
                 writeln!(out, "  {k:<13} {n:>7}")?;
             }
+        }
+        if self.registered_but_disabled > 0 {
+            writeln!(
+                out,
+                "{} users have registered an MFA method but their per-user MFA was disabled \
+                 (the users this fixes).",
+                self.registered_but_disabled
+            )?;
         }
         if !self.need_mfasetup.is_empty() {
             writeln!(

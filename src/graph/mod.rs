@@ -14,10 +14,25 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::GraphArgs;
 use crate::model::{MfaState, User, UserRef};
+
+mod auth;
+pub mod config;
+mod errors;
+pub mod jwt;
+mod ops;
+pub mod pacer;
+mod transport;
+
+pub use errors::parse_retry_after;
+pub use ops::{user_path, USER_SELECT};
+
+pub use transport::{BACKOFF_CAP, BATCH_MAX, MAX_THROTTLED, MAX_TRIES};
 
 /// A secret (client secret, certificate password, access token). Never printed: `Debug` and
 /// `Display` show `[redacted]`.
@@ -86,10 +101,7 @@ impl GraphConfig {
     /// Builds the configuration from flags and the conventional environment. Secrets come
     /// from files or the environment, never from plain flags.
     pub fn from_args(args: &GraphArgs) -> Result<GraphConfig, GraphError> {
-        let _ = args;
-        Err(GraphError::Config(
-            "the Graph client is not built yet".into(),
-        ))
+        config::from_args_with_env(args, &|k| std::env::var(k).ok())
     }
 }
 
@@ -207,34 +219,261 @@ pub struct Stats {
     pub tokens_fetched: u64,
 }
 
+impl GraphError {
+    /// The exit code this error ends the run with: 2 for configuration, 3 for sign-in and
+    /// permissions, 1 for a failed call.
+    pub fn exit_code(&self) -> crate::exit::ExitCode {
+        use crate::exit::ExitCode;
+        match self {
+            GraphError::Config(_) => ExitCode::UsageOrInput,
+            GraphError::Auth(_) | GraphError::MissingPermission(_) => ExitCode::AuthOrPermission,
+            GraphError::Call(c)
+                if matches!(c.kind, ErrorKind::Unauthorized) || c.is_permission_problem() =>
+            {
+                ExitCode::AuthOrPermission
+            }
+            GraphError::Call(_) => ExitCode::RowsNeedAttention,
+        }
+    }
+}
+
+/// One permission the run needs, and which granted permission (if any) covers it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Requirement {
+    /// What it is needed for, e.g. "change per-user MFA state".
+    pub purpose: String,
+    /// Any one of these is enough; the first is the one to grant.
+    pub any_of: Vec<String>,
+    /// The granted permission that covers it, or None if missing.
+    pub found: Option<String>,
+}
+
+const READ_USERS: &[&str] = &[
+    "User.Read.All",
+    "User.ReadWrite.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+    "Directory.AccessAsUser.All",
+];
+const READ_STATE: &[&str] = &["Policy.Read.All", "Policy.ReadWrite.AuthenticationMethod"];
+const WRITE_STATE: &[&str] = &["Policy.ReadWrite.AuthenticationMethod"];
+
+fn requirement(purpose: &str, any_of: &[&str], granted: &[String]) -> Requirement {
+    Requirement {
+        purpose: purpose.into(),
+        any_of: any_of.iter().map(|s| s.to_string()).collect(),
+        found: any_of
+            .iter()
+            .find(|p| granted.iter().any(|g| g.eq_ignore_ascii_case(p)))
+            .map(|s| s.to_string()),
+    }
+}
+
+/// The permissions `access` needs, checked against the token's roles (app) or scopes
+/// (delegated).
+pub fn requirements_for(identity: &Identity, access: Access) -> Vec<Requirement> {
+    let granted = if identity.user.is_some() || !identity.scopes.is_empty() {
+        &identity.scopes
+    } else {
+        &identity.roles
+    };
+    let users: &[&str] = if identity.user.is_some() {
+        READ_USERS
+    } else {
+        &READ_USERS[..4]
+    };
+    let mut v = vec![requirement("find users", users, granted)];
+    match access {
+        Access::Read => v.push(requirement("read per-user MFA state", READ_STATE, granted)),
+        Access::Write => v.push(requirement(
+            "change per-user MFA state",
+            WRITE_STATE,
+            granted,
+        )),
+    }
+    v
+}
+
+/// The admin-facing message for missing permissions, with how to grant them.
+pub fn missing_message(identity: &Identity, missing: &[&Requirement]) -> String {
+    let delegated = identity.user.is_some() || !identity.scopes.is_empty();
+    let app = match &identity.app_name {
+        Some(n) => format!("'{n}' ({})", identity.app_id),
+        None if identity.app_id.is_empty() => "the app".to_string(),
+        None => format!("({})", identity.app_id),
+    };
+    let kind = if delegated {
+        "Delegated"
+    } else {
+        "Application"
+    };
+    let mut s = String::new();
+    for r in missing {
+        s.push_str(&format!(
+            "missing Microsoft Graph {} permission {} (needed to {}){}\n",
+            kind.to_ascii_lowercase(),
+            r.any_of[0],
+            r.purpose,
+            if r.any_of.len() > 1 {
+                format!("; any of {} will do", r.any_of.join(", "))
+            } else {
+                String::new()
+            }
+        ));
+    }
+    let names: Vec<&str> = missing.iter().map(|r| r.any_of[0].as_str()).collect();
+    s.push_str(&format!(
+        "To grant: Entra admin center → App registrations → {app} → API permissions → Add a \
+         permission → Microsoft Graph → {kind} permissions → {} → Add permissions, then \
+         \"Grant admin consent\" for the tenant.",
+        names.join(", ")
+    ));
+    if delegated {
+        s.push_str(
+            " The signed-in admin also needs the Authentication Policy Administrator role (or \
+             higher); sign in again afterwards.",
+        );
+    } else {
+        s.push_str(" New permissions reach the app's next token (a few minutes).");
+    }
+    s
+}
+
 /// A connected, signed-in client. Cheap to clone; clones share the pacer and token cache.
 #[derive(Clone)]
 pub struct Graph {
-    _private: (),
+    inner: Arc<transport::Inner>,
+}
+
+fn identity_from(cfg: &GraphConfig, token: &str) -> (Identity, bool) {
+    let mut id = Identity {
+        tenant_id: cfg.tenant.clone(),
+        app_id: cfg.client_id.clone(),
+        cloud: cfg.cloud.clone(),
+        graph_url: cfg.graph_url.clone(),
+        ..Identity::default()
+    };
+    let Some(c) = jwt::claims(token) else {
+        return (id, false);
+    };
+    let s = |k: &str| c[k].as_str().map(str::to_string).filter(|s| !s.is_empty());
+    if let Some(t) = s("tid") {
+        id.tenant_id = t;
+    }
+    if let Some(a) = s("appid").or_else(|| s("azp")) {
+        id.app_id = a;
+    }
+    id.app_name = s("app_displayname");
+    id.roles = c["roles"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    id.scopes = s("scp")
+        .map(|x| x.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    id.user = s("upn")
+        .or_else(|| s("preferred_username"))
+        .or_else(|| s("unique_name"));
+    if id.user.is_none() && !id.scopes.is_empty() {
+        id.user = Some(String::from("(signed-in user)"));
+    }
+    (id, true)
+}
+
+fn build_http(cfg: &GraphConfig) -> Result<reqwest::Client, GraphError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .tls_backend_rustls()
+        .user_agent(concat!("mfa-bulk/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(cfg.timeout.min(Duration::from_secs(15)))
+        .timeout(cfg.timeout)
+        .gzip(true)
+        .pool_max_idle_per_host(cfg.concurrency.max(1))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| GraphError::Config(format!("cannot set up HTTPS: {e}")))
 }
 
 impl Graph {
     /// Signs in (fetches the first token) and reads the identity from it.
     pub async fn connect(cfg: GraphConfig) -> Result<Graph, GraphError> {
-        let _ = cfg;
-        Err(GraphError::Config(
-            "the Graph client is not built yet".into(),
-        ))
+        let http = build_http(&cfg)?;
+        let auth = auth::Auth::new(&cfg, http.clone())?;
+        auth.init_env_token().await?;
+        let token = auth.token().await?;
+        let (identity, known) = identity_from(&cfg, token.access.expose());
+        let pacer = pacer::Pacer::new(cfg.ru_per_10s, cfg.writes_per_sec);
+        let inner = transport::Inner {
+            sem: tokio::sync::Semaphore::new(cfg.concurrency.max(1)),
+            http,
+            auth,
+            pacer,
+            report_pacer: pacer::Bucket::new(0.45, 4.0),
+            stopped: AtomicBool::new(false),
+            counters: Default::default(),
+            identity: std::sync::RwLock::new(identity),
+            claims_known: known,
+            cfg,
+        };
+        Ok(Graph {
+            inner: Arc::new(inner),
+        })
     }
 
     pub fn identity(&self) -> Identity {
-        unimplemented!()
+        self.inner.identity.read().unwrap().clone()
+    }
+
+    /// Whether the token's claims could be read (a JWT). If not, permissions are unknown.
+    pub fn permissions_known(&self) -> bool {
+        self.inner.claims_known
+    }
+
+    pub fn config(&self) -> &GraphConfig {
+        &self.inner.cfg
+    }
+
+    /// The permissions `access` needs and which are present.
+    pub fn requirements(&self, access: Access) -> Vec<Requirement> {
+        requirements_for(&self.identity(), access)
     }
 
     /// Checks the token's roles/scopes for `access` and says plainly what is missing.
     pub fn check_access(&self, access: Access) -> Result<(), GraphError> {
-        let _ = access;
-        unimplemented!()
+        if !self.permissions_known() {
+            // An opaque token: Graph will say 403 if a permission is missing.
+            return Ok(());
+        }
+        let reqs = self.requirements(access);
+        let missing: Vec<&Requirement> = reqs.iter().filter(|r| r.found.is_none()).collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(GraphError::MissingPermission(missing_message(
+                &self.identity(),
+                &missing,
+            )))
+        }
+    }
+
+    /// Sets the RU budget from the tenant-size table (unless `--rate` was given).
+    /// [`Graph::count_users`] does this by itself.
+    pub fn set_tenant_size(&self, users: u64) {
+        self.inner.pacer.set_tenant_size(users);
+    }
+
+    /// The RU budget paced at now, per 10 s (after any 429 back-off).
+    pub fn ru_rate_per_10s(&self) -> f64 {
+        self.inner.pacer.ru.rate() * 10.0
     }
 
     /// Number of users in the tenant (`/users/$count`, ConsistencyLevel: eventual).
     pub async fn count_users(&self) -> Result<u64, CallError> {
-        unimplemented!()
+        ops::count_users(&self.inner).await
     }
 
     /// Every user, in pages of 999, with the fields needed to match spreadsheet values.
@@ -243,8 +482,20 @@ impl Graph {
         &self,
         progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<Vec<User>, CallError> {
-        let _ = progress;
-        unimplemented!()
+        ops::list_users(&self.inner, progress).await
+    }
+
+    /// One harmless read (`GET /users?$top=1&$select=id`) to prove the token works.
+    pub async fn probe(&self) -> Result<Option<String>, CallError> {
+        let r = self
+            .inner
+            .call(
+                "v1.0",
+                &transport::Req::get("/users?$top=1&$select=id", pacer::Cost::get_list(true)),
+                false,
+            )
+            .await?;
+        Ok(r.request_id)
     }
 
     /// Looks each value up: UPN or object id directly; an address that is not a UPN by
@@ -253,8 +504,7 @@ impl Graph {
     where
         F: FnMut(usize, Result<Lookup, CallError>) + Send,
     {
-        let _ = (keys, each);
-        unimplemented!()
+        ops::resolve(&self.inner, keys, each).await
     }
 
     /// Reads the per-user MFA state of each user id.
@@ -262,8 +512,7 @@ impl Graph {
     where
         F: FnMut(usize, Result<Reply<MfaState>, CallError>) + Send,
     {
-        let _ = (user_ids, each);
-        unimplemented!()
+        ops::get_states(&self.inner, user_ids, each).await
     }
 
     /// Sets the per-user MFA state. A lost answer comes back as `OutcomeUnknown`.
@@ -271,8 +520,7 @@ impl Graph {
     where
         F: FnMut(usize, Result<Reply<()>, CallError>) + Send,
     {
-        let _ = (changes, each);
-        unimplemented!()
+        ops::set_states(&self.inner, changes, each).await
     }
 
     /// Whether each user has registered an MFA method: from the registration report when the
@@ -282,25 +530,165 @@ impl Graph {
     where
         F: FnMut(usize, Option<bool>) + Send,
     {
-        let _ = (user_ids, each);
-        unimplemented!()
+        ops::registration(&self.inner, user_ids, each).await;
+        Ok(())
     }
 
     /// Stop sending: items not yet sent come back as `Cancelled`; in-flight requests finish.
-    pub fn stop_sending(&self) {}
+    pub fn stop_sending(&self) {
+        self.inner.stopped.store(true, Ordering::SeqCst);
+    }
 
     pub fn stats(&self) -> Stats {
-        Stats::default()
+        let c = &self.inner.counters;
+        let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        Stats {
+            http_requests: g(&c.http_requests),
+            requests: g(&c.requests),
+            resource_units: g(&c.resource_units),
+            writes: g(&c.writes),
+            throttled: g(&c.throttled),
+            retries: g(&c.retries),
+            tokens_fetched: g(&self.inner.auth.fetched),
+        }
     }
 }
 
-/// Connects as the command line says: with `--sim`, starts the built-in simulator and signs in
-/// to it; otherwise from flags and environment.
+/// Connects as the command line says. With `--sim`, starts the built-in simulator (the sample
+/// tenant, or `--sim-tenant`) and signs in as its app; keep the returned handle alive for the
+/// run. Otherwise [`GraphConfig::from_args`] + [`Graph::connect`].
 pub async fn connect_from_args(
     args: &GraphArgs,
 ) -> Result<(Graph, Option<crate::sim::SimHandle>), GraphError> {
-    let _ = args;
-    Err(GraphError::Config(
-        "the Graph client is not built yet".into(),
-    ))
+    if !args.sim {
+        let cfg = GraphConfig::from_args(args)?;
+        return Ok((Graph::connect(cfg).await?, None));
+    }
+    let sim_cfg = match &args.sim_tenant {
+        Some(path) => crate::sim::SimConfig::with_tenant(
+            crate::sim::SimConfig::load_tenant(path)
+                .map_err(|e| GraphError::Config(format!("{e:#}")))?,
+        ),
+        None => crate::sim::SimConfig::sample(),
+    };
+    let handle = crate::sim::start(sim_cfg)
+        .await
+        .map_err(|e| GraphError::Config(format!("cannot start the simulator: {e:#}")))?;
+    let url = handle.url();
+    let cfg = GraphConfig {
+        graph_url: url.clone(),
+        login_url: url,
+        cloud: "simulator".into(),
+        tenant: crate::sim::SIM_TENANT_ID.into(),
+        client_id: crate::sim::SIM_CLIENT_ID.into(),
+        credential: Credential::Secret(Secret::new(crate::sim::SIM_CLIENT_SECRET)),
+        ru_per_10s: args.rate,
+        writes_per_sec: args.write_rate,
+        concurrency: args.concurrency.max(1),
+        timeout: Duration::from_secs(args.timeout.max(1)),
+    };
+    Ok((Graph::connect(cfg).await?, Some(handle)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ident(roles: &[&str], scopes: &[&str], user: Option<&str>) -> Identity {
+        Identity {
+            app_id: "app-1".into(),
+            app_name: Some("MFA bulk".into()),
+            roles: roles.iter().map(|s| s.to_string()).collect(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            user: user.map(str::to_string),
+            ..Identity::default()
+        }
+    }
+
+    #[test]
+    fn read_only_app_can_dry_run_but_not_apply() {
+        let id = ident(&["User.Read.All", "Policy.Read.All"], &[], None);
+        assert!(requirements_for(&id, Access::Read)
+            .iter()
+            .all(|r| r.found.is_some()));
+        let w = requirements_for(&id, Access::Write);
+        let missing: Vec<&Requirement> = w.iter().filter(|r| r.found.is_none()).collect();
+        assert_eq!(missing.len(), 1);
+        let m = missing_message(&id, &missing);
+        assert!(m.contains("Policy.ReadWrite.AuthenticationMethod"), "{m}");
+        assert!(
+            m.contains("Application permissions") && m.contains("Grant admin consent"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn write_permission_also_covers_reading_state() {
+        let id = ident(
+            &[
+                "Directory.Read.All",
+                "Policy.ReadWrite.AuthenticationMethod",
+            ],
+            &[],
+            None,
+        );
+        for a in [Access::Read, Access::Write] {
+            assert!(requirements_for(&id, a).iter().all(|r| r.found.is_some()));
+        }
+    }
+
+    #[test]
+    fn delegated_uses_scopes_and_mentions_the_role() {
+        let id = ident(&[], &["User.Read.All"], Some("admin@contoso.com"));
+        let w = requirements_for(&id, Access::Write);
+        let missing: Vec<&Requirement> = w.iter().filter(|r| r.found.is_none()).collect();
+        let m = missing_message(&id, &missing);
+        assert!(
+            m.contains("Delegated permissions")
+                && m.contains("Authentication Policy Administrator"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn identity_is_read_from_the_token() {
+        use base64::Engine;
+        let p = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+            r#"{"tid":"t-1","appid":"a-1","app_displayname":"MFA bulk","roles":["Policy.Read.All"]}"#,
+        );
+        let cfg = GraphConfig {
+            graph_url: "https://graph.microsoft.com".into(),
+            login_url: "https://login.microsoftonline.com".into(),
+            cloud: "global".into(),
+            tenant: "contoso.onmicrosoft.com".into(),
+            client_id: "a-1".into(),
+            credential: Credential::DeviceCode,
+            ru_per_10s: None,
+            writes_per_sec: None,
+            concurrency: 1,
+            timeout: Duration::from_secs(1),
+        };
+        let (id, known) = identity_from(&cfg, &format!("h.{p}.s"));
+        assert!(known);
+        assert_eq!(id.tenant_id, "t-1");
+        assert_eq!(id.app_name.as_deref(), Some("MFA bulk"));
+        assert_eq!(id.roles, vec!["Policy.Read.All"]);
+        assert!(id.user.is_none());
+        let (id, known) = identity_from(&cfg, "opaque");
+        assert!(!known);
+        assert_eq!(id.tenant_id, "contoso.onmicrosoft.com");
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_or_display() {
+        let s = Secret::new("hunter2-secret");
+        assert_eq!(format!("{s:?} {s}"), "[redacted] [redacted]");
+        let c = Credential::Certificate {
+            path: "a.pem".into(),
+            password: Some(Secret::new("pfx-pass")),
+        };
+        assert!(!format!("{c:?}").contains("pfx-pass"));
+        let c = Credential::AccessToken(Secret::new("eyJtoken"));
+        assert!(!format!("{c:?}").contains("eyJtoken"));
+    }
 }

@@ -412,3 +412,77 @@ fn unusable_input_sends_nothing_to_graph() {
     assert_eq!(sim.counters().http_requests, 0);
     assert!(!dir.path().join("r.csv").exists());
 }
+
+#[test]
+fn registration_makes_the_seed_problem_stand_out_in_a_dry_run() {
+    let sim = TestSim::sample();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("plan.csv");
+    sim.cmd(dir.path())
+        .arg("dry-run")
+        .arg(repo("samples/legacy-portal-bulk.csv"))
+        .args(["--registration", "-o"])
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "users have registered an MFA method but their per-user MFA was disabled",
+        ));
+    let rows = read_csv(&out);
+    // Zoë registered through Conditional Access yet shows disabled: the seed problem.
+    let zoe = row(&rows, "zoe.lindqvist@northwind.example");
+    assert_eq!(
+        (zoe["state_before"].as_str(), zoe["mfa_registered"].as_str()),
+        ("disabled", "yes")
+    );
+    assert_eq!(
+        row(&rows, "$svc-scanner@northwind.example")["mfa_registered"],
+        "no"
+    );
+    assert_eq!(sim.counters().writes, 0);
+}
+
+#[test]
+fn notify_list_holds_changed_users_without_a_method_and_json_summary_counts() {
+    let sim = TestSim::sample();
+    let dir = tempfile::tempdir().unwrap();
+    let assert = sim
+        .cmd(dir.path())
+        .arg("apply")
+        .arg(repo("samples/new-starters.xlsx"))
+        .arg("--exclude")
+        .arg(repo("samples/exclusions.csv"))
+        .args([
+            "--yes",
+            "--json",
+            "--notify-list",
+            "notify.txt",
+            "-o",
+            "r.xlsx",
+        ])
+        .assert()
+        .code(1);
+    let v: serde_json::Value =
+        serde_json::from_slice(&assert.get_output().stdout).expect("JSON summary");
+    let counts = &v["summary"]["counts"];
+    let count = |k: &str| counts[k].as_u64().unwrap();
+    assert_eq!(count("changed"), 7);
+    assert_eq!(count("no-change"), 3);
+    assert_eq!(v["exit_code"], 1);
+    let notify = fs::read_to_string(dir.path().join("notify.txt")).unwrap();
+    let mut lines: Vec<&str> = notify.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "hyper.link@northwind.example",
+            "liam.o'connor@northwind.example"
+        ]
+    );
+    // An .xlsx result when the output name says so, readable back.
+    let rows = mfa_bulk::report::read_results(&dir.path().join("r.xlsx")).unwrap();
+    assert_eq!(rows.len(), 15);
+    assert!(rows
+        .iter()
+        .any(|r| r.outcome == mfa_bulk::report::Outcome::Changed));
+}

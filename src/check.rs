@@ -1,0 +1,224 @@
+//! `mfa-bulk check`: sign in, show who we are and which permissions are present or missing for
+//! a dry-run and for an apply, and prove the token works with one harmless read. Changes
+//! nothing. Exit 0 if an apply would be allowed, 3 if not (sign-in failed or a permission is
+//! missing), 2 for a configuration error.
+
+use serde::Serialize;
+
+use crate::cli::CheckArgs;
+use crate::exit::ExitCode;
+use crate::graph::{
+    connect_from_args, missing_message, Access, Graph, GraphError, Identity, Requirement,
+};
+
+#[derive(Serialize)]
+struct Mode {
+    allowed: bool,
+    requirements: Vec<Requirement>,
+}
+
+#[derive(Serialize)]
+struct Probe {
+    ok: bool,
+    request_id: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Report {
+    signed_in: bool,
+    simulator: bool,
+    #[serde(flatten)]
+    identity: Identity,
+    /// Whether roles/scopes could be read from the token.
+    permissions_known: bool,
+    probe: Probe,
+    dry_run: Mode,
+    apply: Mode,
+    /// Optional: `--registration` (whether users registered an MFA method).
+    registration: Requirement,
+    /// What to do, when something is missing.
+    advice: Option<String>,
+}
+
+/// Runs `check` (builds its own runtime: the rest of dispatch is synchronous).
+pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run_async(args))
+}
+
+pub async fn run_async(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let (graph, _sim) = match connect_from_args(&args.graph).await {
+        Ok(g) => g,
+        Err(e) => {
+            let code = e.exit_code();
+            if args.json {
+                let v = serde_json::json!({
+                    "signed_in": false,
+                    "error": e.to_string(),
+                    "kind": match e { GraphError::Config(_) => "config", _ => "auth" },
+                });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                eprintln!("error: {e}");
+            }
+            return Ok(code);
+        }
+    };
+    let report = build(&graph, args.graph.sim).await;
+    let code = if report.apply.allowed && report.probe.ok {
+        ExitCode::Success
+    } else {
+        ExitCode::AuthOrPermission
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", text(&report));
+    }
+    Ok(code)
+}
+
+async fn build(graph: &Graph, simulator: bool) -> Report {
+    let identity = graph.identity();
+    let known = graph.permissions_known();
+    let mode = |a: Access| {
+        let requirements = graph.requirements(a);
+        Mode {
+            allowed: !known || requirements.iter().all(|r| r.found.is_some()),
+            requirements,
+        }
+    };
+    let (dry_run, apply) = (mode(Access::Read), mode(Access::Write));
+    let probe = match graph.probe().await {
+        Ok(rid) => Probe {
+            ok: true,
+            request_id: rid,
+            error: None,
+        },
+        Err(e) => Probe {
+            ok: false,
+            request_id: e.request_id.clone(),
+            error: Some(e.to_string()),
+        },
+    };
+    let registration = {
+        let granted = if identity.user.is_some() {
+            &identity.scopes
+        } else {
+            &identity.roles
+        };
+        let any_of = ["UserAuthenticationMethod.Read.All", "AuditLog.Read.All"];
+        Requirement {
+            purpose: "show MFA registration (--registration)".into(),
+            any_of: any_of.iter().map(|s| s.to_string()).collect(),
+            found: any_of
+                .iter()
+                .find(|p| granted.iter().any(|g| g.eq_ignore_ascii_case(p)))
+                .map(|s| s.to_string()),
+        }
+    };
+    let missing: Vec<&Requirement> = apply
+        .requirements
+        .iter()
+        .filter(|r| r.found.is_none())
+        .collect();
+    let advice = (known && !missing.is_empty()).then(|| missing_message(&identity, &missing));
+    Report {
+        signed_in: true,
+        simulator,
+        identity,
+        permissions_known: known,
+        probe,
+        dry_run,
+        apply,
+        registration,
+        advice,
+    }
+}
+
+fn text(r: &Report) -> String {
+    let id = &r.identity;
+    let mut s = String::new();
+    let mut line = |k: &str, v: &str| s.push_str(&format!("  {k:<14}{v}\n"));
+    line("tenant:", &id.tenant_id);
+    line(
+        "app:",
+        &match &id.app_name {
+            Some(n) => format!("{n} ({})", id.app_id),
+            None => id.app_id.clone(),
+        },
+    );
+    line(
+        "signed in as:",
+        &match &id.user {
+            Some(u) => format!("{u} (delegated)"),
+            None => "the app itself (application permissions)".into(),
+        },
+    );
+    line(
+        "cloud:",
+        &if r.simulator {
+            "built-in simulator (--sim)".to_string()
+        } else {
+            id.cloud.clone()
+        },
+    );
+    line("Graph:", &id.graph_url);
+    let perms = if id.user.is_some() {
+        &id.scopes
+    } else {
+        &id.roles
+    };
+    line(
+        "permissions:",
+        &if !r.permissions_known {
+            "could not be read from the token (not a JWT)".to_string()
+        } else if perms.is_empty() {
+            "none".to_string()
+        } else {
+            perms.join(", ")
+        },
+    );
+    line(
+        "token works:",
+        &match (&r.probe.ok, &r.probe.error) {
+            (true, _) => format!(
+                "yes (read one user; request-id {})",
+                r.probe.request_id.as_deref().unwrap_or("-")
+            ),
+            (false, e) => format!("NO: {}", e.as_deref().unwrap_or("?")),
+        },
+    );
+    let mut out = format!("Signed in.\n{s}");
+    for (name, m) in [("dry-run", &r.dry_run), ("apply", &r.apply)] {
+        out.push_str(&format!(
+            "{name}: {}\n",
+            if m.allowed { "allowed" } else { "NOT allowed" }
+        ));
+        for req in &m.requirements {
+            let state = match &req.found {
+                Some(p) => format!("ok ({p})"),
+                None if !r.permissions_known => "unknown".into(),
+                None => format!("MISSING {}", req.any_of[0]),
+            };
+            out.push_str(&format!("  {:<28}{state}\n", format!("{}:", req.purpose)));
+        }
+    }
+    out.push_str(&format!(
+        "optional: {}: {}\n",
+        r.registration.purpose,
+        match &r.registration.found {
+            Some(p) => format!("ok ({p})"),
+            None => format!("not granted ({})", r.registration.any_of.join(" or ")),
+        }
+    ));
+    if let Some(a) = &r.advice {
+        out.push('\n');
+        out.push_str(a);
+        out.push('\n');
+    }
+    out
+}
