@@ -1,12 +1,15 @@
 //! Integration tests: one binary, one module per area.
 mod common;
 mod engine;
+mod faults;
 mod graph;
 mod graph_fake;
 mod graph_sim;
 mod input;
+mod interrupt;
+mod reliability;
+mod reliability_props;
 mod report;
 mod report_read;
 mod report_record;
 mod sim;
-mod reliability_props;
