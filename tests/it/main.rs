@@ -9,6 +9,7 @@ mod input;
 mod interrupt;
 mod reliability;
 mod reliability_props;
+mod reliability_safety;
 mod report;
 mod report_read;
 mod report_record;
