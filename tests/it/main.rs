@@ -13,4 +13,5 @@ mod reliability_safety;
 mod report;
 mod report_read;
 mod report_record;
+mod secrets;
 mod sim;
