@@ -298,7 +298,12 @@ pub fn sniff_delimiter(text: &str) -> u8 {
             }
         }
     }
-    best.map(|(_, _, i)| CANDS[i]).unwrap_or(b',')
+    // A character in only a few of the lines is part of a value (`a@x.example; b@x.example`
+    // in a one-column list, `=cmd|…`), not the file's delimiter: splitting every line at it
+    // would cut those cells and keep only their first part.
+    best.filter(|(n, _, _)| n * 2 >= lines.len())
+        .map(|(_, _, i)| CANDS[i])
+        .unwrap_or(b',')
 }
 
 /// Remembers where line breaks are in the bytes read ahead by the CSV parser, so a record's
@@ -461,6 +466,15 @@ mod tests {
             b','
         );
         assert_eq!(sniff_delimiter("a@x.example\nb@x.example\n"), b',');
+        // A delimiter character inside a few values of a one-column list.
+        assert_eq!(
+            sniff_delimiter("Email\na@x.example\nb@x.example; c@x.example\nd@x.example\n"),
+            b','
+        );
+        assert_eq!(
+            sniff_delimiter("UPN\na@x.example\n=cmd|' /C calc'!A0\nb@x.example\n"),
+            b','
+        );
         assert_eq!(sniff_delimiter(""), b',');
     }
 
