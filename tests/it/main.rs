@@ -8,6 +8,7 @@ mod graph_sim;
 mod injection;
 mod input;
 mod interrupt;
+mod large;
 mod reliability;
 mod reliability_props;
 mod reliability_safety;
