@@ -125,11 +125,21 @@ pub struct GraphArgs {
     pub sim_tenant: Option<PathBuf>,
 
     /// Directory (tenant) id or domain.
-    #[arg(long, env = "AZURE_TENANT_ID", value_name = "ID")]
+    #[arg(
+        long,
+        env = "AZURE_TENANT_ID",
+        hide_env_values = true,
+        value_name = "ID"
+    )]
     pub tenant: Option<String>,
 
     /// Application (client) id of the app registration.
-    #[arg(long, env = "AZURE_CLIENT_ID", value_name = "ID")]
+    #[arg(
+        long,
+        env = "AZURE_CLIENT_ID",
+        hide_env_values = true,
+        value_name = "ID"
+    )]
     pub client_id: Option<String>,
 
     /// File holding the client secret. (Or set AZURE_CLIENT_SECRET; never on the command line.)
@@ -137,7 +147,12 @@ pub struct GraphArgs {
     pub client_secret_file: Option<PathBuf>,
 
     /// Certificate for the app: PEM (certificate and private key) or PFX/PKCS#12.
-    #[arg(long, env = "AZURE_CLIENT_CERTIFICATE_PATH", value_name = "FILE")]
+    #[arg(
+        long,
+        env = "AZURE_CLIENT_CERTIFICATE_PATH",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
     pub certificate: Option<PathBuf>,
 
     /// File holding the PFX password (or set AZURE_CLIENT_CERTIFICATE_PASSWORD).
@@ -150,15 +165,25 @@ pub struct GraphArgs {
     pub device_code: bool,
 
     /// National cloud.
-    #[arg(long, value_enum, default_value_t = Cloud::Global, env = "MFA_BULK_CLOUD")]
+    #[arg(long, value_enum, default_value_t = Cloud::Global, env = "MFA_BULK_CLOUD", hide_env_values = true)]
     pub cloud: Cloud,
 
     /// Graph base URL (overrides --cloud; http only for loopback).
-    #[arg(long, env = "MFA_BULK_GRAPH_URL", value_name = "URL")]
+    #[arg(
+        long,
+        env = "MFA_BULK_GRAPH_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub graph_url: Option<String>,
 
     /// Sign-in base URL (overrides --cloud; http only for loopback).
-    #[arg(long, env = "MFA_BULK_LOGIN_URL", value_name = "URL")]
+    #[arg(
+        long,
+        env = "MFA_BULK_LOGIN_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub login_url: Option<String>,
 
     /// Resource units per 10 seconds to pace at (default: from the tenant size).
@@ -200,7 +225,8 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = TargetState::Enabled)]
     pub state: TargetState,
 
-    /// Result file (.csv, or .xlsx). Default: <input>-<command>-<time>.csv beside the input.
+    /// Result file (.csv, or .xlsx). Default: <input name>-<command>-<YYYYMMDD-HHMMSS>.csv in the
+    /// current directory.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
@@ -254,7 +280,8 @@ pub struct RevertArgs {
     #[command(flatten)]
     pub graph: GraphArgs,
 
-    /// Result file of the revert. Default: <result>-revert-<time>.csv beside it.
+    /// Result file of the revert. Default: <result name>-revert-<YYYYMMDD-HHMMSS>.csv in the
+    /// current directory.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 

@@ -154,7 +154,12 @@ pub(crate) fn open_journal(key: &JournalKey) -> anyhow::Result<Journal> {
 pub(crate) fn close_journal(journal: Journal, key: &JournalKey) -> anyhow::Result<()> {
     drop(journal);
     std::fs::remove_file(&key.path)
-        .with_context(|| format!("could not remove {}", key.path.display()))
+        .with_context(|| format!("could not remove {}", key.path.display()))?;
+    if let Some(dir) = key.path.parent() {
+        // Only when empty: another input's journal may be there.
+        let _ = std::fs::remove_dir(dir);
+    }
+    Ok(())
 }
 
 /// One user being written.
@@ -316,12 +321,7 @@ fn after_readback(
                 plan::reached(&after, &c.target)
             };
             if reached {
-                if after == MfaState::Enforced && c.target == MfaState::Enabled {
-                    // Graph enforces users who already registered a method.
-                    it.result.mfa_registered.get_or_insert(true);
-                } else if after == MfaState::Enabled && c.target == MfaState::Enabled {
-                    it.result.mfa_registered.get_or_insert(false);
-                }
+                infer_registration(&mut it.result.mfa_registered, &after, &c.target);
                 let note = c.unknown.then(|| {
                     "Graph's answer to the write was lost; a read confirmed the change".to_string()
                 });
@@ -370,6 +370,27 @@ fn after_readback(
                 )),
             );
             None
+        }
+    }
+}
+
+/// What a read-back tells about registration when it was not read: Graph turns `enabled` into
+/// `enforced` for a user who has registered an MFA method, so after setting `enabled`,
+/// `enforced` means registered and `enabled` means not yet.
+pub(crate) fn infer_registration(
+    registered: &mut Option<bool>,
+    after: &MfaState,
+    target: &MfaState,
+) {
+    if *target == MfaState::Enabled {
+        match after {
+            MfaState::Enforced => {
+                registered.get_or_insert(true);
+            }
+            MfaState::Enabled => {
+                registered.get_or_insert(false);
+            }
+            _ => {}
         }
     }
 }

@@ -1,12 +1,13 @@
-//! Ctrl-C: the first stops sending (in-flight requests finish, the result so far is written,
-//! exit 130); the second leaves at once (the journal keeps what was done).
+//! Ctrl-C (or SIGTERM, as a service manager or `timeout` sends): the first stops sending
+//! (in-flight requests finish, the result so far is written, exit 130); a second leaves at
+//! once (the journal keeps what was done).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::graph::Graph;
 
-/// Set once the admin pressed Ctrl-C.
+/// Set once the run was asked to stop.
 #[derive(Clone, Default)]
 pub struct Interrupted(Arc<AtomicBool>);
 
@@ -20,24 +21,37 @@ impl Interrupted {
     }
 }
 
-/// Watches for Ctrl-C for the rest of the run.
+/// Waits for the next Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Watches for Ctrl-C / SIGTERM for the rest of the run.
 pub fn watch(graph: Graph) -> Interrupted {
     let flag = Interrupted::default();
     let f = flag.clone();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_err() {
-            return;
-        }
+        stop_signal().await;
         f.set();
         graph.stop_sending();
         eprintln!(
             "\ninterrupted: finishing the requests in flight and writing the result so far \
              (press Ctrl-C again to leave at once; rerun the same command to continue)"
         );
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("left at once: the journal keeps what was done; rerun the same command");
-            std::process::exit(crate::exit::ExitCode::Interrupted.code());
-        }
+        stop_signal().await;
+        eprintln!("left at once: the journal keeps what was done; rerun the same command");
+        std::process::exit(crate::exit::ExitCode::Interrupted.code());
     });
     flag
 }

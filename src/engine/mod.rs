@@ -305,7 +305,8 @@ impl Job {
                 }
                 if !changes.is_empty() && !opts.yes && !interrupted.is_set() {
                     let asked = Instant::now();
-                    if !confirm(&self, changes.len(), &identity)? {
+                    let yes = confirm(&self, changes.len(), &identity)?;
+                    if !yes || interrupted.is_set() {
                         for &i in &changes {
                             self.items[i].finish(
                                 Outcome::Skipped,
@@ -481,10 +482,7 @@ impl Job {
     /// Reads the per-user MFA state of every open row.
     async fn read_states(&mut self, graph: &Graph) {
         let open = self.open_rows();
-        let ids: Vec<String> = open
-            .iter()
-            .map(|&i| self.items[i].user.as_ref().expect("user").id.clone())
-            .collect();
+        let ids = user_ids(&self.items, &open);
         let pb = progress::bar(ids.len() as u64, "reading");
         let items = &mut self.items;
         let mut done = 0;
@@ -508,10 +506,7 @@ impl Job {
     /// Reads whether users have registered an MFA method (`--registration`).
     async fn read_registration(&mut self, graph: &Graph) -> anyhow::Result<()> {
         let open = self.open_rows();
-        let ids: Vec<String> = open
-            .iter()
-            .map(|&i| self.items[i].user.as_ref().expect("user").id.clone())
-            .collect();
+        let ids = user_ids(&self.items, &open);
         let items = &mut self.items;
         graph
             .registration(&ids, |k, reg| items[open[k]].result.mfa_registered = reg)
@@ -583,6 +578,7 @@ impl Job {
             if let Some(prev) = previous.get(&user_id) {
                 if plan::reached(&before, &it.target) {
                     it.result.action = Action::Set(it.target.clone());
+                    apply::infer_registration(&mut it.result.mfa_registered, &before, &it.target);
                     it.result.state_after = Some(before.clone());
                     it.result.state_before = Some(prev.before.clone());
                     if prev.request_id.is_some() {
@@ -608,10 +604,7 @@ impl Job {
 
     /// Reads again the users about to be written (after a long pause at the prompt).
     async fn reread_before_write(&mut self, graph: &Graph, changes: &[usize]) {
-        let ids: Vec<String> = changes
-            .iter()
-            .map(|&i| self.items[i].user.as_ref().expect("user").id.clone())
-            .collect();
+        let ids = user_ids(&self.items, changes);
         let items = &mut self.items;
         graph
             .get_states(&ids, |k, res| {
@@ -720,6 +713,31 @@ pub(crate) fn flush_items(
     Ok(())
 }
 
+/// The user ids of the given rows (each must have a resolved user).
+fn user_ids(items: &[Item], rows: &[usize]) -> Vec<String> {
+    rows.iter()
+        .map(|&i| items[i].user.as_ref().expect("resolved user").id.clone())
+        .collect()
+}
+
+/// Asks a yes/no question at the terminal (on stderr, so stdout stays clean). Anything but
+/// y/yes is no. Called from the async run: the wait for the answer is moved off the runtime.
+pub(crate) fn ask(question: &str) -> anyhow::Result<bool> {
+    tokio::task::block_in_place(|| ask_blocking(question))
+}
+
+fn ask_blocking(question: &str) -> anyhow::Result<bool> {
+    use std::io::Write;
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush().ok();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
 /// Records a failed read on a row (404: the user is gone).
 fn fail_read(it: &mut Item, e: CallError, what: &str) {
     it.result.request_id = e.request_id.clone();
@@ -731,28 +749,49 @@ fn fail_read(it: &mut Item, e: CallError, what: &str) {
     it.finish(outcome, Some(format!("{what} failed: {e}")));
 }
 
-/// Asks the admin at the terminal. Anything but y/yes is no.
+/// Shows the plan (what will change, by target, and what will not) and asks the admin at the
+/// terminal. Turning MFA off is called out. Anything but y/yes is no.
 fn confirm(job: &Job, n: usize, identity: &Identity) -> anyhow::Result<bool> {
-    use std::io::Write;
-    let targets: HashSet<&str> = job
-        .pending_changes()
-        .iter()
-        .map(|&i| job.items[i].target.as_str())
-        .collect();
-    let mut targets: Vec<&str> = targets.into_iter().collect();
-    targets.sort();
-    eprint!(
-        "Change the per-user MFA state of {n} users (to {}) in tenant {}? [y/N] ",
-        targets.join("/"),
-        identity.tenant_id
-    );
-    std::io::stderr().flush().ok();
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer)?;
-    Ok(matches!(
-        answer.trim().to_ascii_lowercase().as_str(),
-        "y" | "yes"
-    ))
+    let pending = job.pending_changes();
+    let mut by_target: Vec<(String, usize)> = Vec::new();
+    for &i in &pending {
+        let t = job.items[i].target.as_str();
+        match by_target.iter_mut().find(|(k, _)| k == t) {
+            Some((_, c)) => *c += 1,
+            None => by_target.push((t.to_string(), 1)),
+        }
+    }
+    by_target.sort();
+    eprintln!("Plan for tenant {}:", identity.tenant_id);
+    for (t, c) in &by_target {
+        eprintln!("  set {t:<9} {c:>7} {}", users(*c));
+    }
+    for o in Outcome::ALL {
+        let c = job
+            .items
+            .iter()
+            .filter(|it| it.done && it.result.outcome == o)
+            .count();
+        if c > 0 {
+            eprintln!("  {:<13} {c:>7}", o.as_str());
+        }
+    }
+    if let Some((_, off)) = by_target.iter().find(|(t, _)| t == "disabled") {
+        eprintln!(
+            "WARNING: {off} {} will have per-user MFA turned OFF.",
+            users(*off)
+        );
+    }
+    ask(&format!("Change {n} {}?", users(n)))
+}
+
+/// "user" or "users".
+pub(crate) fn users(n: usize) -> &'static str {
+    if n == 1 {
+        "user"
+    } else {
+        "users"
+    }
 }
 
 /// Reads a dry-run result file for `--plan` and checks it belongs to this input.

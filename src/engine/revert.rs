@@ -91,10 +91,7 @@ pub fn run_revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
 
         // Read what each user is now.
         let open: Vec<usize> = (0..items.len()).filter(|&i| !items[i].done).collect();
-        let ids: Vec<String> = open
-            .iter()
-            .map(|&i| items[i].user.as_ref().expect("user").id.clone())
-            .collect();
+        let ids = super::user_ids(&items, &open);
         let pb = progress::bar(ids.len() as u64, "reading");
         {
             let items = &mut items;
@@ -147,16 +144,12 @@ pub fn run_revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
             .filter(|&i| !items[i].done && matches!(items[i].result.action, Action::Set(_)))
             .collect();
         if !pending.is_empty() && !args.yes {
-            use std::io::Write;
-            eprint!(
-                "Put {} users back to their state before that run in tenant {}? [y/N] ",
+            let question = format!(
+                "Put {} users back to their state before that run in tenant {}?",
                 pending.len(),
                 identity.tenant_id
             );
-            std::io::stderr().flush().ok();
-            let mut answer = String::new();
-            std::io::stdin().read_line(&mut answer)?;
-            if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+            if !super::ask(&question)? || interrupted.is_set() {
                 for &i in &pending {
                     items[i].finish(Outcome::Skipped, Some("not reverted: the admin answered no".into()));
                 }

@@ -14,20 +14,6 @@ use crate::model::MfaState;
 use crate::report::{self, Outcome};
 use crate::resolve::Strategy;
 
-/// Every outcome, in the order the summary lists them.
-const ORDER: [Outcome; 10] = [
-    Outcome::WouldChange,
-    Outcome::Changed,
-    Outcome::NoChange,
-    Outcome::NotFound,
-    Outcome::Invalid,
-    Outcome::Duplicate,
-    Outcome::Excluded,
-    Outcome::Skipped,
-    Outcome::Drifted,
-    Outcome::Failed,
-];
-
 /// Outcomes that need the admin's attention (exit code 1).
 pub fn needs_attention(o: &Outcome) -> bool {
     matches!(
@@ -80,7 +66,7 @@ impl Summary {
         interrupted: bool,
         graph: Stats,
     ) -> Summary {
-        let counts = ORDER
+        let counts = Outcome::ALL
             .iter()
             .map(|o| {
                 let n = items.iter().filter(|it| &it.result.outcome == o).count() as u64;
@@ -201,25 +187,31 @@ impl Summary {
         if self.registered_but_disabled > 0 {
             writeln!(
                 out,
-                "{} users have registered an MFA method but their per-user MFA was disabled \
-                 (the users this fixes).",
-                self.registered_but_disabled
+                "{} {} registered an MFA method but per-user MFA was disabled (the users this fixes).",
+                self.registered_but_disabled,
+                if self.registered_but_disabled == 1 { "user has" } else { "users have" }
             )?;
         }
         if !self.need_mfasetup.is_empty() {
             writeln!(
                 out,
-                "{} changed users have no MFA method registered yet: they must visit \
+                "{} changed {} no MFA method registered yet: they must visit \
                  https://aka.ms/mfasetup (--notify-list FILE writes their addresses).",
-                self.need_mfasetup.len()
+                self.need_mfasetup.len(),
+                if self.need_mfasetup.len() == 1 {
+                    "user has"
+                } else {
+                    "users have"
+                }
             )?;
         }
         if self.registration_unknown > 0 && self.count(Outcome::Changed) > 0 {
             writeln!(
                 out,
-                "{} changed users: registration not known (add --registration to find out who \
+                "{} changed {}: registration not known (add --registration to find out who \
                  still has to visit https://aka.ms/mfasetup).",
-                self.registration_unknown
+                self.registration_unknown,
+                super::users(self.registration_unknown as usize)
             )?;
         }
         writeln!(

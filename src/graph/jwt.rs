@@ -1,5 +1,5 @@
 //! Reading token claims (not verified: the token is only read to show who we are and which
-//! permissions it carries), certificates (PEM) and the signed client assertion (PS256).
+//! permissions it carries), certificates (PEM or PFX) and the signed client assertion (PS256).
 
 use std::path::Path;
 
@@ -37,7 +37,7 @@ pub fn claims(token: &str) -> Option<Value> {
     v.is_object().then_some(v)
 }
 
-/// A certificate and its RSA private key, loaded from a PEM file.
+/// A certificate and its RSA private key, loaded from a PEM or PFX file.
 pub struct AppCertificate {
     /// base64url SHA-256 of the certificate DER (`x5t#S256`).
     pub x5t_s256: String,
@@ -74,14 +74,9 @@ fn pem_blocks(text: &str) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-fn pfx_hint(path: &Path) -> String {
-    format!(
-        "{} looks like a PFX/PKCS#12 file; mfa-bulk reads PEM. Convert it once with:\n  \
-         openssl pkcs12 -in {} -out app.pem -nodes\n(enter the PFX password when asked; keep \
-         app.pem as safe as the PFX), then pass --certificate app.pem",
-        path.display(),
-        path.display()
-    )
+/// Whether the bytes look like DER (a PFX starts with a SEQUENCE).
+fn looks_like_der(bytes: &[u8]) -> bool {
+    bytes.first() == Some(&0x30)
 }
 
 impl AppCertificate {
@@ -97,24 +92,49 @@ impl AppCertificate {
             .and_then(|e| e.to_str())
             .unwrap_or("")
             .to_ascii_lowercase();
-        let Ok(text) = std::str::from_utf8(&bytes) else {
-            return Err(GraphError::Config(pfx_hint(path)));
-        };
-        if !text.contains("-----BEGIN") {
-            if ext == "pfx" || ext == "p12" || bytes.first() == Some(&0x30) {
-                return Err(GraphError::Config(pfx_hint(path)));
+        let text = std::str::from_utf8(&bytes).ok();
+        let result = match text {
+            Some(t) if t.contains("-----BEGIN") => Self::from_pem(t, password),
+            _ if ext == "pfx" || ext == "p12" || looks_like_der(&bytes) => {
+                Self::from_pfx(&bytes, password)
             }
-            return Err(GraphError::Config(format!(
-                "{} is not a PEM certificate (no -----BEGIN line)",
-                path.display()
-            )));
-        }
-        Self::from_pem(text, password)
-            .map_err(|m| GraphError::Config(format!("certificate {}: {m}", path.display())))
+            _ => Err("not a PEM certificate (no -----BEGIN line) nor a PFX/PKCS#12 file".into()),
+        };
+        result.map_err(|m| GraphError::Config(format!("certificate {}: {m}", path.display())))
+    }
+
+    /// A PFX/PKCS#12 file (AES-256 as OpenSSL 3 and current Windows write it, or the legacy
+    /// 3DES/RC2 of older exports) with the certificate and its RSA key.
+    pub fn from_pfx(bytes: &[u8], password: Option<&Secret>) -> Result<AppCertificate, String> {
+        use p12_keystore::{KeyStore, Pkcs12ImportPolicy};
+        let pass = password.map(Secret::expose).unwrap_or("");
+        let store =
+            KeyStore::from_pkcs12(bytes, pass, Pkcs12ImportPolicy::Relaxed).map_err(|e| {
+                let hint = if password.is_none() {
+                    "if it has a password, put it in a file and pass --certificate-password-file, \
+                 or set AZURE_CLIENT_CERTIFICATE_PASSWORD"
+                } else {
+                    "check the password"
+                };
+                format!("cannot open the PFX file ({e}): {hint}")
+            })?;
+        let (_, chain) = store
+            .private_key_chain()
+            .ok_or("the PFX file holds no private key: export it again with the private key")?;
+        let cert = chain
+            .certs()
+            .first()
+            .ok_or("the PFX file holds a key but no certificate: export it with the certificate")?;
+        let key = RsaKeyPair::from_pkcs8(chain.key().as_der())
+            .map_err(|e| format!("the private key in the PFX is not a usable RSA key ({e})"))?;
+        Ok(AppCertificate {
+            x5t_s256: URL_SAFE_NO_PAD.encode(Sha256::digest(cert.as_der())),
+            key,
+        })
     }
 
     pub fn from_pem(text: &str, password: Option<&Secret>) -> Result<AppCertificate, String> {
-        let _ = password; // only PFX and encrypted keys use it; both are refused with a hint
+        let _ = password; // an encrypted PEM key is refused with a hint
         let blocks = pem_blocks(text);
         let cert = blocks
             .iter()
@@ -245,20 +265,34 @@ mod tests {
         }
     }
 
+    fn fixture(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/certs")
+            .join(name)
+    }
+
     #[test]
-    fn pfx_is_refused_with_the_conversion_command() {
-        let path = Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/certs/app.pfx"
-        ));
-        let e = AppCertificate::load(path, Some(&Secret::new("test-only")))
+    fn pfx_gives_the_same_certificate_as_the_pem_aes_and_legacy_3des() {
+        let pass = Secret::new("test-only");
+        for name in ["app.pfx", "app-legacy-3des.pfx"] {
+            let c = AppCertificate::load(&fixture(name), Some(&pass)).unwrap();
+            assert_eq!(c.x5t_s256, X5T.trim(), "{name}");
+            let pem = AppCertificate::from_pem(PEM, None).unwrap();
+            assert_eq!(c.public_key_der(), pem.public_key_der(), "{name}");
+        }
+    }
+
+    #[test]
+    fn pfx_with_a_wrong_or_missing_password_says_how_to_give_it_and_never_echoes_it() {
+        let e = AppCertificate::load(&fixture("app.pfx"), Some(&Secret::new("wrong-pass")))
             .unwrap_err()
             .to_string();
-        assert!(
-            e.contains("openssl pkcs12 -in") && e.contains("-nodes"),
-            "{e}"
-        );
-        assert!(!e.contains("test-only"));
+        assert!(e.contains("check the password"), "{e}");
+        assert!(!e.contains("wrong-pass"), "{e}");
+        let e = AppCertificate::load(&fixture("app.pfx"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--certificate-password-file"), "{e}");
     }
 
     #[test]

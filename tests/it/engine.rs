@@ -426,7 +426,7 @@ fn registration_makes_the_seed_problem_stand_out_in_a_dry_run() {
         .assert()
         .success()
         .stdout(predicate::str::contains(
-            "users have registered an MFA method but their per-user MFA was disabled",
+            "registered an MFA method but per-user MFA was disabled",
         ));
     let rows = read_csv(&out);
     // Zoë registered through Conditional Access yet shows disabled: the seed problem.
@@ -485,4 +485,52 @@ fn notify_list_holds_changed_users_without_a_method_and_json_summary_counts() {
     assert!(rows
         .iter()
         .any(|r| r.outcome == mfa_bulk::report::Outcome::Changed));
+}
+
+#[test]
+fn check_and_apply_sign_in_with_a_pfx_certificate_and_its_password_file() {
+    use mfa_bulk::sim::{ClientSeed, SimConfig};
+    let client_id = "0a1b2c3d-0000-4000-8000-0000000000f1";
+    let mut cfg = SimConfig::sample();
+    cfg.tenant.clients.push(ClientSeed {
+        client_id: client_id.into(),
+        display_name: "mfa-bulk pfx test".into(),
+        secret: None,
+        certificate: Some(fs::read_to_string(repo("tests/fixtures/certs/cert.pem")).unwrap()),
+        public_key: None,
+        roles: vec![
+            "User.Read.All".into(),
+            "Policy.ReadWrite.AuthenticationMethod".into(),
+        ],
+        public_client: false,
+        scopes: vec![],
+        signed_in_user: None,
+    });
+    let sim = TestSim::with(cfg);
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("pfx-password.txt"), "test-only\n").unwrap();
+    let with_pfx = |c: &mut assert_cmd::Command| {
+        c.env_remove("AZURE_CLIENT_SECRET")
+            .env("AZURE_CLIENT_ID", client_id)
+            .arg("--certificate")
+            .arg(repo("tests/fixtures/certs/app.pfx"))
+            .args(["--certificate-password-file", "pfx-password.txt"]);
+    };
+    let mut check = sim.cmd(dir.path());
+    check.arg("check");
+    with_pfx(&mut check);
+    check
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("apply: allowed"));
+
+    let input = csv_of(dir.path(), "u.csv", &["liam.o'connor@northwind.example"]);
+    let mut apply = sim.cmd(dir.path());
+    apply
+        .arg("apply")
+        .arg(&input)
+        .args(["--yes", "-o", "r.csv"]);
+    with_pfx(&mut apply);
+    apply.assert().success();
+    assert_eq!(sim.state("liam.o'connor@northwind.example"), "enabled");
 }

@@ -5,6 +5,7 @@ mod faults;
 mod graph;
 mod graph_fake;
 mod graph_sim;
+mod help;
 mod injection;
 mod input;
 mod interrupt;
