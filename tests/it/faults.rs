@@ -15,7 +15,7 @@ use mfa_bulk::sim::{Counters, FaultConfig, SimConfig};
 use crate::common::{read_csv, TestSim};
 use crate::reliability::{
     all_upns_and_strays, assert_all_at_least_enabled, check_apply_truth, generated, input_csv,
-    snapshot, Snapshot, FAST,
+    scratch, snapshot, Snapshot, FAST,
 };
 
 struct Run {
@@ -138,7 +138,7 @@ fn server_errors_5xx_every_row_tells_the_truth() {
         c.faults = faults(|f| f.error_rate = 0.3);
         c.time_scale = 20.0; // Retry-After of 1–3 s comes as 0.05–0.15 s
     });
-    let dir = tempfile::tempdir().unwrap();
+    let dir = scratch();
     let run = apply_all(&sim, dir.path(), "r.csv", FAST);
     assert!(run.counters.injected_errors > 0, "no error was injected");
     rerun_heals(&sim, dir.path(), &run);
@@ -149,7 +149,7 @@ fn dropped_connections_are_checked_by_reading_never_resent_blindly() {
     let sim = sim_with(120, 12, |c| {
         c.faults = faults(|f| f.drop_rate = 0.2);
     });
-    let dir = tempfile::tempdir().unwrap();
+    let dir = scratch();
     let run = apply_all(&sim, dir.path(), "r.csv", FAST);
     assert!(run.counters.dropped > 0, "no connection was dropped");
     rerun_heals(&sim, dir.path(), &run);
@@ -160,7 +160,7 @@ fn lost_write_answers_are_verified_by_reading_and_never_written_twice() {
     let sim = sim_with(150, 13, |c| {
         c.faults = faults(|f| f.lost_write_rate = 0.4);
     });
-    let dir = tempfile::tempdir().unwrap();
+    let dir = scratch();
     let run = apply_all(&sim, dir.path(), "r.csv", FAST);
     assert!(run.counters.lost_writes > 0, "no write answer was lost");
     // Every user whose write was applied was written exactly once (checked in
@@ -188,7 +188,7 @@ fn a_429_storm_from_tiny_budgets_is_waited_out() {
         c.limits.writes_per_150s = 30;
         c.limits.tenant_writes_per_300s = 60;
     });
-    let dir = tempfile::tempdir().unwrap();
+    let dir = scratch();
     let run = apply_all(&sim, dir.path(), "r.csv", FAST);
     assert!(run.counters.throttled > 0, "the budgets never throttled");
     assert_eq!(
@@ -210,7 +210,7 @@ fn tokens_expiring_mid_run_are_renewed() {
             f.latency_max_ms = 60;
         });
     });
-    let dir = tempfile::tempdir().unwrap();
+    let dir = scratch();
     let run = apply_all(&sim, dir.path(), "r.csv", &["--concurrency", "2"]);
     assert!(
         run.counters.tokens_issued > 1,
@@ -229,7 +229,7 @@ fn tokens_revoked_mid_run_are_renewed() {
             f.latency_max_ms = 30;
         });
     }));
-    let dir = tempfile::tempdir().unwrap();
+    let dir = scratch();
     let stop = Arc::new(AtomicBool::new(false));
     // Revoke every token each time another 30 writes have landed, from another thread.
     let revoker = {
@@ -269,7 +269,7 @@ fn answers_slower_than_the_timeout_are_never_taken_for_success_or_failure() {
             f.latency_max_ms = 1600;
         });
     });
-    let dir = tempfile::tempdir().unwrap();
+    let dir = scratch();
     let run = apply_all(
         &sim,
         dir.path(),
@@ -293,7 +293,7 @@ fn everything_at_once() {
             f.latency_max_ms = 20;
         });
     });
-    let dir = tempfile::tempdir().unwrap();
+    let dir = scratch();
     let run = apply_all(&sim, dir.path(), "r.csv", &[]);
     rerun_heals(&sim, dir.path(), &run);
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use mfa_bulk::sim::{self, SimConfig};
 
 use crate::common::{read_csv, TestSim};
-use crate::reliability::{check_apply_truth, input_csv, snapshot, Rows, Snapshot};
+use crate::reliability::{check_apply_truth, input_csv, scratch, snapshot, Rows, Snapshot};
 
 const USERS: usize = 300;
 const TENANT_SEED: u64 = 21;
@@ -174,7 +174,7 @@ fn ctrl_c_then_kill_then_rerun_writes_everyone_once_and_loses_no_one() {
     cfg.faults.latency_max_ms = 15;
     let expect = expected_final(&cfg);
     let sim = TestSim::with(cfg);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = scratch();
     let s0 = snapshot(&sim);
     let inputs: Vec<String> = sim
         .handle
@@ -279,7 +279,7 @@ fn a_killed_xlsx_run_loses_no_one_on_rerun() {
     cfg.faults.latency_max_ms = 10;
     let expect = expected_final(&cfg);
     let sim = TestSim::with(cfg);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = scratch();
     let s0 = snapshot(&sim);
     let inputs: Vec<String> = sim
         .handle

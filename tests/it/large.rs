@@ -11,7 +11,7 @@ use mfa_bulk::sim::SimConfig;
 
 use crate::common::{read_csv, TestSim};
 use crate::reliability::{
-    assert_all_at_least_enabled, check_apply_truth, generated, input_csv, snapshot, FAST,
+    assert_all_at_least_enabled, check_apply_truth, generated, input_csv, scratch, snapshot, FAST,
 };
 
 const ROWS: u64 = 1_000_000;
@@ -59,7 +59,7 @@ fn vm_hwm_kb(pid: u32) -> Option<u64> {
 
 #[test]
 fn a_million_rows_are_streamed_in_flat_memory_and_every_row_is_counted() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = scratch();
     let path = dir.path().join("million.csv");
     million_row_csv(&path);
     let mut child = Command::new(assert_cmd::cargo::cargo_bin!("mfa-bulk"))
@@ -122,6 +122,7 @@ fn a_million_rows_are_streamed_in_flat_memory_and_every_row_is_counted() {
 #[test]
 fn a_hundred_thousand_users_applied_end_to_end() {
     const N: usize = 100_000;
+    let t0 = std::time::Instant::now();
     let mut cfg: SimConfig = generated(N, 31, 1.0);
     // Graph's limits would make this a 90-minute run; the subject here is correctness at
     // scale (every row, every user), so the simulator's budgets are lifted.
@@ -129,7 +130,7 @@ fn a_hundred_thousand_users_applied_end_to_end() {
     cfg.limits.writes_per_150s = 100_000_000;
     cfg.limits.tenant_writes_per_300s = 100_000_000;
     let sim = TestSim::with(cfg);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = scratch();
     let before = snapshot(&sim);
     let inputs: Vec<String> = sim
         .handle
@@ -138,6 +139,7 @@ fn a_hundred_thousand_users_applied_end_to_end() {
         .map(|u| u.user_principal_name)
         .collect();
     let input = input_csv(dir.path(), "everyone.csv", &inputs);
+    eprintln!("set up in {:?}", t0.elapsed());
     let o = sim
         .cmd(dir.path())
         .arg("apply")
@@ -153,10 +155,12 @@ fn a_hundred_thousand_users_applied_end_to_end() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    eprintln!("applied in {:?}", t0.elapsed());
     let after = snapshot(&sim);
     let counters = sim.counters();
     let rows = read_csv(&dir.path().join("r.csv"));
     let counts = check_apply_truth(&before, &after, &inputs, &rows, &counters.writes_per_user);
+    eprintln!("checked in {:?}", t0.elapsed());
     assert_all_at_least_enabled(&after);
     let to_change = before
         .values()

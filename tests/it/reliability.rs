@@ -196,3 +196,17 @@ pub fn assert_all_at_least_enabled(after: &Snapshot) {
         .collect();
     assert!(behind.is_empty(), "still disabled: {behind:?}");
 }
+
+/// A temporary folder in memory (`/dev/shm`) when there is one: an apply syncs its journal to
+/// disk twice per user written, which on a disk makes a 100,000-user run mostly fsync time.
+/// Durability against a crash of the machine is not what these tests check; a killed process
+/// loses nothing from the page cache either way.
+pub fn scratch() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(d) = tempfile::tempdir_in(shm) {
+            return d;
+        }
+    }
+    tempfile::tempdir().unwrap()
+}
