@@ -297,3 +297,102 @@ fn everything_at_once() {
     let run = apply_all(&sim, dir.path(), "r.csv", &[]);
     rerun_heals(&sim, dir.path(), &run);
 }
+
+/// Revert under faults: every row tells the truth about putting the user back, and a rerun of
+/// the revert leaves the tenant exactly as before the apply, each user written at most once by
+/// the apply and once by the reverts together.
+#[test]
+fn revert_under_faults_tells_the_truth_and_a_rerun_restores_everyone() {
+    let sim = sim_with(120, 19, |c| c.time_scale = 20.0);
+    let dir = scratch();
+    let run = apply_all(&sim, dir.path(), "applied.csv", FAST);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let applied = snapshot(&sim);
+    sim.handle.set_faults(faults(|f| {
+        f.error_rate = 0.15;
+        f.drop_rate = 0.05;
+        f.lost_write_rate = 0.3;
+    }));
+    let revert = |out: &str| {
+        let o = sim
+            .cmd(dir.path())
+            .args(["revert", "applied.csv", "--yes", "-o", out])
+            .args(FAST)
+            .timeout(Duration::from_secs(300))
+            .output()
+            .unwrap();
+        let code = o.status.code().unwrap_or(-1);
+        assert!(
+            code == 0 || code == 1,
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        code
+    };
+    revert("reverted.csv");
+    let after = snapshot(&sim);
+    let c = sim.counters();
+    assert!(
+        c.lost_writes + c.injected_errors + c.dropped > 0,
+        "no fault hit"
+    );
+    let rows = read_csv(&dir.path().join("reverted.csv"));
+    assert_eq!(
+        rows.len(),
+        run.inputs.len(),
+        "one row per row of the apply result"
+    );
+    for r in &rows {
+        let id = r["user_id"].as_str();
+        if id.is_empty() {
+            assert_eq!(r["outcome"], "no-change", "{r:?}");
+            continue;
+        }
+        let (orig, was, now) = (
+            &run.before[id].per_user_mfa_state,
+            &applied[id].per_user_mfa_state,
+            &after[id].per_user_mfa_state,
+        );
+        match r["outcome"].as_str() {
+            "changed" => {
+                assert_eq!(
+                    now, orig,
+                    "'changed' but not back to the state before: {r:?}"
+                );
+                assert_ne!(was, now, "{r:?}");
+            }
+            "failed" => {
+                assert!(!r["error"].is_empty(), "{r:?}");
+                if now != was {
+                    assert!(r["error"].contains("may or may not"), "{r:?}");
+                }
+            }
+            "no-change" | "skipped" | "drifted" => assert_eq!(now, was, "{r:?}"),
+            o => panic!("unexpected outcome {o}: {r:?}"),
+        }
+    }
+    for (id, u) in &after {
+        if u.per_user_mfa_state != applied[id].per_user_mfa_state {
+            let r = rows.iter().find(|r| &r["user_id"] == id).expect("a row");
+            assert!(
+                r["outcome"] == "changed" || r["error"].contains("may or may not"),
+                "{} changed without a row saying so: {r:?}",
+                u.user_principal_name
+            );
+        }
+    }
+
+    sim.handle.set_faults(FaultConfig::default());
+    assert_eq!(revert("reverted-again.csv"), 0);
+    let end = snapshot(&sim);
+    for (id, u) in &end {
+        assert_eq!(
+            u.per_user_mfa_state, run.before[id].per_user_mfa_state,
+            "{} not back to where it was",
+            u.user_principal_name
+        );
+    }
+    for (id, n) in &sim.counters().writes_per_user {
+        assert!(*n <= 2, "{id} written {n} times (apply + revert)");
+    }
+}
