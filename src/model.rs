@@ -10,7 +10,7 @@ pub enum MfaState {
     Enabled,
     Enforced,
     /// A value we do not know (Graph's `unknownFutureValue` or newer): reported, never guessed.
-    Other(String),
+    Other(Box<str>),
 }
 
 impl MfaState {
@@ -26,7 +26,7 @@ impl MfaState {
 
     /// Like [`MfaState::parse`] but keeps unknown values as [`MfaState::Other`] (for Graph replies).
     pub fn from_graph(s: &str) -> MfaState {
-        MfaState::parse(s).unwrap_or_else(|| MfaState::Other(s.to_string()))
+        MfaState::parse(s).unwrap_or_else(|| MfaState::Other(s.into()))
     }
 
     pub fn as_str(&self) -> &str {

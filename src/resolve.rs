@@ -6,6 +6,7 @@
 //! user is ambiguous: reported, never guessed.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::graph::{CallError, Graph, GraphError, Lookup};
 use crate::model::{User, UserRef};
@@ -18,10 +19,12 @@ const PAGE_SIZE: u64 = 999;
 /// What a value resolved to.
 #[derive(Clone, Debug)]
 pub enum Resolved {
-    User(User),
+    /// Shared, not copied: a listing resolves many rows against one set of users.
+    User(Arc<User>),
     NotFound,
     Ambiguous(Vec<User>),
-    Failed(CallError),
+    /// Boxed: rare, and it would make every row's slot as big as an error.
+    Failed(Box<CallError>),
 }
 
 /// How the users were found, for the summary and the benchmark.
@@ -71,10 +74,10 @@ pub async fn resolve_all(
             graph
                 .resolve(refs, |i, res| {
                     out[i] = Some(match res {
-                        Ok(Lookup::Found(u)) => Resolved::User(u),
+                        Ok(Lookup::Found(u)) => Resolved::User(Arc::new(u)),
                         Ok(Lookup::NotFound) => Resolved::NotFound,
                         Ok(Lookup::Ambiguous(us)) => Resolved::Ambiguous(us),
-                        Err(e) => Resolved::Failed(e),
+                        Err(e) => Resolved::Failed(Box::new(e)),
                     });
                     done += 1;
                     progress(done);
@@ -82,7 +85,7 @@ pub async fn resolve_all(
                 .await;
             Ok((
                 out.into_iter()
-                    .map(|r| r.unwrap_or_else(|| Resolved::Failed(not_answered())))
+                    .map(|r| r.unwrap_or_else(|| Resolved::Failed(Box::new(not_answered()))))
                     .collect(),
                 strategy,
             ))
@@ -120,7 +123,7 @@ fn proxy_address(p: &str) -> Option<String> {
 
 /// A listed tenant, indexed for matching spreadsheet values.
 pub struct UserIndex {
-    users: Vec<User>,
+    users: Vec<Arc<User>>,
     direct: HashMap<String, usize>,
     by_mail: HashMap<String, Vec<usize>>,
 }
@@ -146,7 +149,7 @@ impl UserIndex {
             }
         }
         UserIndex {
-            users,
+            users: users.into_iter().map(Arc::new).collect(),
             direct,
             by_mail,
         }
@@ -165,7 +168,7 @@ impl UserIndex {
             None | Some([]) => Resolved::NotFound,
             Some([i]) => Resolved::User(self.users[*i].clone()),
             Some(many) => {
-                Resolved::Ambiguous(many.iter().map(|&i| self.users[i].clone()).collect())
+                Resolved::Ambiguous(many.iter().map(|&i| (*self.users[i]).clone()).collect())
             }
         }
     }

@@ -1,9 +1,10 @@
 //! The write phase of `apply`: write, read back, verify lost answers by reading, journal.
 //!
-//! Writes go out in chunks; the read-back of one chunk runs while the next chunk is written,
-//! so the pace stays at the write limit and every row reaches the result file (with Graph's
-//! own "after" state) seconds after it was written. A write whose answer was lost is never
-//! resent blindly: it is read, and written again only if the read shows it did not happen.
+//! Writes stream out at the pacer's rate; as answers arrive they are read back in groups while
+//! the next writes are already going, so the pace stays at the write limit, one slow or retried
+//! write holds nobody else up, and every row reaches the result file (with Graph's own "after"
+//! state) seconds after it was written. A write whose answer was lost is never resent blindly:
+//! it is read, and written again only if the read shows it did not happen.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -16,10 +17,11 @@ use crate::graph::{CallError, ErrorKind, Graph, Identity, Reply};
 use crate::model::MfaState;
 use crate::report::{self, Journal, JournalEntry, JournalHeader, Outcome};
 
-/// Users per chunk: about five seconds of writes at Graph's write limit.
-const CHUNK: usize = 100;
-/// How often a write whose answer was lost (and that a read showed did not happen) is retried.
-const MAX_ATTEMPTS: u32 = 3;
+/// Most written users read back (and journaled) together.
+const SETTLE_GROUP: usize = 200;
+/// How often a user is written when reads keep showing that an earlier write whose answer was
+/// lost did not happen (each attempt is verified by reading first, never blind).
+const MAX_ATTEMPTS: u32 = 8;
 
 /// What an interrupted run of the same command had done for one user.
 #[derive(Clone, Debug)]
@@ -187,7 +189,7 @@ pub(crate) async fn write_all(
     interrupted: &Interrupted,
     exact: bool,
 ) -> anyhow::Result<()> {
-    let mut queue: std::collections::VecDeque<Change> = pending
+    let mut round: Vec<Change> = pending
         .iter()
         .map(|&i| Change {
             item: i,
@@ -198,23 +200,21 @@ pub(crate) async fn write_all(
             request_id: None,
         })
         .collect();
-    let pb = progress::bar(queue.len() as u64, "writing");
-    let mut readback: Vec<Change> = Vec::new();
+    let pb = progress::bar(round.len() as u64, "writing");
     let mut finished = 0u64;
-
-    loop {
-        let mut chunk: Vec<Change> = Vec::new();
-        while chunk.len() < CHUNK && !interrupted.is_set() {
-            match queue.pop_front() {
-                Some(c) => chunk.push(c),
-                None => break,
+    // Each round writes everyone in it; a later round only holds users whose lost write a
+    // read showed had not happened.
+    while !round.is_empty() {
+        if interrupted.is_set() {
+            for c in round.drain(..) {
+                write_failed(&mut items[c.item], cancelled());
             }
-        }
-        if chunk.is_empty() && readback.is_empty() {
+            flush_items(items, writer)?;
             break;
         }
-        for c in &chunk {
-            journal.record(&JournalEntry::Intent {
+        let intents: Vec<JournalEntry> = round
+            .iter()
+            .map(|c| JournalEntry::Intent {
                 user_id: c.user_id.clone(),
                 row: items[c.item].input.row,
                 state_before: items[c.item]
@@ -223,69 +223,78 @@ pub(crate) async fn write_all(
                     .clone()
                     .expect("state read"),
                 target: c.target.clone(),
-            })?;
-        }
-        let writes: Vec<(String, MfaState)> = chunk
+            })
+            .collect();
+        journal.record_all(&intents)?;
+        let writes: Vec<(String, MfaState)> = round
             .iter()
             .map(|c| (c.user_id.clone(), c.target.clone()))
             .collect();
-        let reads: Vec<String> = readback.iter().map(|c| c.user_id.clone()).collect();
-        let mut write_res: Vec<Option<Result<Reply<()>, CallError>>> = vec![None; writes.len()];
-        let mut read_res: Vec<Option<Result<Reply<MfaState>, CallError>>> = vec![None; reads.len()];
-        tokio::join!(
-            graph.set_states(&writes, |k, r| write_res[k] = Some(r)),
-            graph.get_states(&reads, |k, r| read_res[k] = Some(r)),
-        );
 
-        // Read-backs of the previous chunk: these rows are final now (or go round again).
-        for (c, r) in readback.drain(..).zip(read_res) {
-            let r = r.unwrap_or_else(|| Err(cancelled()));
-            match after_readback(&mut items[c.item], &c, r, interrupted, exact) {
-                Some(again) => queue.push_front(again),
-                None => {
-                    record_done(journal, &items[c.item], &c)?;
-                    finished += 1;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let send = async {
+            let tx = tx;
+            graph
+                .set_states(&writes, |k, r| {
+                    // The receiver lives until every answer is in.
+                    let _ = tx.send((k, r));
+                })
+                .await;
+        };
+        let round_ref = &round;
+        let settle = async {
+            let mut again = Vec::new();
+            while let Some(first) = rx.recv().await {
+                let mut answers = vec![first];
+                while answers.len() < SETTLE_GROUP {
+                    match rx.try_recv() {
+                        Ok(a) => answers.push(a),
+                        Err(_) => break,
+                    }
                 }
+                let mut done: Vec<JournalEntry> = Vec::new();
+                let mut to_read: Vec<Change> = Vec::new();
+                for (k, r) in answers {
+                    let mut c = round_ref[k].clone();
+                    c.attempts += 1;
+                    match r {
+                        Ok(reply) => {
+                            c.unknown = false;
+                            c.request_id = reply.request_id;
+                            to_read.push(c);
+                        }
+                        Err(e) if e.kind == ErrorKind::OutcomeUnknown => {
+                            // Never resent blindly: read first.
+                            c.unknown = true;
+                            c.request_id = e.request_id.clone();
+                            to_read.push(c);
+                        }
+                        Err(e) => {
+                            write_failed(&mut items[c.item], e);
+                            done.push(done_entry(&items[c.item], &c));
+                        }
+                    }
+                }
+                let ids: Vec<String> = to_read.iter().map(|c| c.user_id.clone()).collect();
+                let mut reads: Vec<Option<Result<Reply<MfaState>, CallError>>> =
+                    vec![None; ids.len()];
+                graph.get_states(&ids, |k, r| reads[k] = Some(r)).await;
+                for (c, r) in to_read.into_iter().zip(reads) {
+                    let r = r.unwrap_or_else(|| Err(cancelled()));
+                    match after_readback(&mut items[c.item], &c, r, interrupted, exact) {
+                        Some(retry) => again.push(retry),
+                        None => done.push(done_entry(&items[c.item], &c)),
+                    }
+                }
+                finished += done.len() as u64;
+                journal.record_all(&done)?;
+                flush_items(items, writer)?;
+                pb.set_position(finished);
             }
-        }
-        // Answers to this chunk's writes.
-        for (mut c, r) in chunk.into_iter().zip(write_res) {
-            c.attempts += 1;
-            match r.unwrap_or_else(|| Err(cancelled())) {
-                Ok(reply) => {
-                    c.unknown = false;
-                    c.request_id = reply.request_id;
-                    readback.push(c);
-                }
-                Err(e) if e.kind == ErrorKind::OutcomeUnknown => {
-                    // Never resent blindly: read first.
-                    c.unknown = true;
-                    c.request_id = e.request_id.clone();
-                    readback.push(c);
-                }
-                Err(e) => {
-                    write_failed(&mut items[c.item], e);
-                    record_done(journal, &items[c.item], &c)?;
-                    finished += 1;
-                }
-            }
-        }
-        if interrupted.is_set() {
-            for c in queue.drain(..) {
-                let it = &mut items[c.item];
-                it.result.state_after = None;
-                it.finish(
-                    Outcome::Skipped,
-                    Some(
-                        "not written: the run was interrupted; rerun the same command to continue"
-                            .into(),
-                    ),
-                );
-                finished += 1;
-            }
-        }
-        flush_items(items, writer)?;
-        pb.set_position(finished);
+            Ok::<_, anyhow::Error>(again)
+        };
+        let ((), again) = tokio::join!(send, settle);
+        round = again?;
     }
     pb.finish_and_clear();
     Ok(())
@@ -416,14 +425,14 @@ fn write_failed(it: &mut Item, e: CallError) {
     it.finish(outcome, Some(why));
 }
 
-fn record_done(journal: &mut Journal, it: &Item, c: &Change) -> anyhow::Result<()> {
-    journal.record(&JournalEntry::Done {
+/// The journal's record of how a user's write ended.
+fn done_entry(it: &Item, c: &Change) -> JournalEntry {
+    JournalEntry::Done {
         user_id: c.user_id.clone(),
         row: it.input.row,
         state_after: it.result.state_after.clone(),
         request_id: it.result.request_id.clone(),
         ok: it.result.outcome == Outcome::Changed,
-        error: it.result.error.clone(),
-    })?;
-    Ok(())
+        error: it.result.error.as_ref().map(|e| e.to_string()),
+    }
 }

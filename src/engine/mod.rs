@@ -12,9 +12,11 @@ mod progress;
 mod revert;
 mod summary;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
@@ -50,12 +52,28 @@ impl Mode {
     }
 }
 
+/// What the run found and did for one row: the result file's columns that the input row and
+/// the user do not already hold (the full [`ResultRow`] is built when the row is written, so
+/// a million rows do not each carry copies of their strings).
+#[derive(Clone, Debug)]
+pub(crate) struct RowResult {
+    pub state_before: Option<MfaState>,
+    pub mfa_registered: Option<bool>,
+    pub target_state: Option<MfaState>,
+    pub action: Action,
+    pub state_after: Option<MfaState>,
+    pub outcome: Outcome,
+    /// Why, in words; the common fixed reasons are not copied per row.
+    pub error: Option<Cow<'static, str>>,
+    pub request_id: Option<String>,
+}
+
 /// The working state of one input row.
 pub(crate) struct Item {
     pub input: InputRow,
-    pub user: Option<User>,
+    pub user: Option<Arc<User>>,
     pub target: MfaState,
-    pub result: ResultRow,
+    pub result: RowResult,
     /// Final: the outcome will not change any more.
     pub done: bool,
     /// Handed to the result writer already.
@@ -68,12 +86,7 @@ impl Item {
             .state
             .clone()
             .unwrap_or_else(|| default_target.clone());
-        let result = ResultRow {
-            row: input.row,
-            input: input.input.clone(),
-            user_principal_name: None,
-            user_id: None,
-            display_name: None,
+        let result = RowResult {
             state_before: None,
             mfa_registered: None,
             target_state: Some(target.clone()),
@@ -95,16 +108,39 @@ impl Item {
 
     /// Ends this row with an outcome and, for anything but success, a reason in words.
     fn finish(&mut self, outcome: Outcome, error: Option<String>) {
+        self.finish_with(outcome, error.map(Cow::Owned));
+    }
+
+    /// Like [`Item::finish`], with a fixed reason.
+    fn finish_static(&mut self, outcome: Outcome, error: &'static str) {
+        self.finish_with(outcome, Some(Cow::Borrowed(error)));
+    }
+
+    fn finish_with(&mut self, outcome: Outcome, error: Option<Cow<'static, str>>) {
         self.result.outcome = outcome;
         self.result.error = error;
         self.done = true;
     }
 
-    fn set_user(&mut self, u: User) {
-        self.result.user_principal_name = Some(u.user_principal_name.clone());
-        self.result.user_id = Some(u.id.clone());
-        self.result.display_name = u.display_name.clone();
-        self.user = Some(u);
+    /// The row of the result file.
+    pub(crate) fn result_row(&self) -> ResultRow {
+        let r = &self.result;
+        let u = self.user.as_deref();
+        ResultRow {
+            row: self.input.row,
+            input: self.input.input.clone(),
+            user_principal_name: u.map(|u| u.user_principal_name.clone()),
+            user_id: u.map(|u| u.id.clone()),
+            display_name: u.and_then(|u| u.display_name.clone()),
+            state_before: r.state_before.clone(),
+            mfa_registered: r.mfa_registered,
+            target_state: r.target_state.clone(),
+            action: r.action.clone(),
+            state_after: r.state_after.clone(),
+            outcome: r.outcome,
+            error: r.error.as_ref().map(|e| e.to_string()),
+            request_id: r.request_id.clone(),
+        }
     }
 }
 
@@ -342,6 +378,13 @@ impl Job {
                 .await?;
             }
         }
+        // One result row per input row, whatever happened: a row nothing settled says so.
+        for it in self.items.iter_mut().filter(|it| !it.done) {
+            it.finish_static(
+                Outcome::Skipped,
+                "not processed: the run stopped before this row; rerun the same command",
+            );
+        }
         self.flush_final(&mut writer)?;
         writer.finish()?;
 
@@ -396,9 +439,9 @@ impl Job {
                 }
                 RowStatus::Excluded { .. } => {
                     it.result.target_state = None;
-                    it.finish(
+                    it.finish_static(
                         Outcome::Excluded,
-                        Some("listed in the exclusion file: never touched".into()),
+                        "listed in the exclusion file: never touched",
                     );
                 }
             }
@@ -415,7 +458,7 @@ impl Job {
                 Resolved::User(u) => {
                     let excluded = resolve::addresses(&u).any(|a| self.excluded.contains(&a));
                     let first = first_row_of_user.get(&u.id).copied();
-                    it.set_user(u.clone());
+                    it.user = Some(u.clone());
                     if excluded {
                         it.result.target_state = None;
                         it.finish(
@@ -438,13 +481,10 @@ impl Job {
                         first_row_of_user.insert(u.id.clone(), it.input.row);
                     }
                 }
-                Resolved::NotFound => it.finish(
+                Resolved::NotFound => it.finish_static(
                     Outcome::NotFound,
-                    Some(
-                        "no user has this UPN, object id, mail or proxy address in the tenant: \
-                         check the spelling, or whether the account exists yet"
-                            .into(),
-                    ),
+                    "no user has this UPN, object id, mail or proxy address in the tenant: \
+                     check the spelling, or whether the account exists yet",
                 ),
                 Resolved::Ambiguous(us) => {
                     let names: Vec<&str> =
@@ -706,7 +746,7 @@ pub(crate) fn flush_items(
 ) -> anyhow::Result<()> {
     for (i, it) in items.iter_mut().enumerate() {
         if it.done && !it.flushed {
-            writer.put(i, it.result.clone())?;
+            writer.put(i, it.result_row())?;
             it.flushed = true;
         }
     }

@@ -17,7 +17,7 @@ pub enum Decision {
 /// Only an explicit `disabled` target turns MFA off.
 pub fn decide(before: &MfaState, target: &MfaState) -> Decision {
     if let MfaState::Other(s) = before {
-        return Decision::UnknownState(s.clone());
+        return Decision::UnknownState(s.to_string());
     }
     if before.satisfies(target) {
         Decision::NoChange

@@ -1,6 +1,8 @@
 //! `mfa-bulk revert RESULT.csv`: puts every user an earlier apply changed back to the "before"
 //! state recorded in its result file, unless someone changed the user since (drifted).
 
+use std::sync::Arc;
+
 use chrono::Utc;
 
 use super::{apply, flush_items, interrupt, progress, runtime, summary, Item, Mode, UsageError};
@@ -52,18 +54,17 @@ pub fn run_revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
             .clone()
             .unwrap_or(crate::model::MfaState::Disabled);
         let mut it = Item::new(input, &target);
-        it.result.user_principal_name = r.user_principal_name.clone();
-        it.result.user_id = r.user_id.clone();
-        it.result.display_name = r.display_name.clone();
-        let revertible =
-            r.outcome == Outcome::Changed && r.user_id.is_some() && r.state_before.is_some();
-        if revertible {
-            it.user = Some(User {
-                id: r.user_id.clone().unwrap_or_default(),
+        if let Some(id) = &r.user_id {
+            it.user = Some(Arc::new(User {
+                id: id.clone(),
                 user_principal_name: r.user_principal_name.clone().unwrap_or_default(),
                 display_name: r.display_name.clone(),
                 ..User::default()
-            });
+            }));
+        }
+        let revertible =
+            r.outcome == Outcome::Changed && r.user_id.is_some() && r.state_before.is_some();
+        if revertible {
             // What the run left: a different state now means someone changed the user since.
             it.result.state_after = r.state_after.clone();
         } else {

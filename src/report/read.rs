@@ -349,7 +349,7 @@ impl RowParser<'_> {
             return Ok(Some(st));
         }
         if t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            return Ok(Some(MfaState::Other(t.to_string())));
+            return Ok(Some(MfaState::Other(t.into())));
         }
         Err(self.err(
             k,
