@@ -55,7 +55,7 @@ fn observed_state() -> impl Strategy<Value = Option<MfaState>> {
     proptest::option::of(prop_oneof![
         4 => known_state(),
         1 => "[a-zA-Z][a-zA-Z0-9_]{0,20}".prop_filter_map("a known state", |s| {
-            MfaState::parse(&s).is_none().then_some(MfaState::Other(s))
+            MfaState::parse(&s).is_none().then_some(MfaState::Other(s.into()))
         }),
     ])
 }
