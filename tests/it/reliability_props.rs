@@ -225,3 +225,34 @@ fn a_torn_utf8_result_keeps_the_accents_of_the_rows_before() {
     assert_eq!(back[0], a);
     assert_eq!(back[1].row, 3);
 }
+
+/// Found by fuzzing `input_open`: a CSV with classic Mac line endings (a lone CR, as Excel
+/// for Mac's "CSV (Macintosh)" writes) gave every row the number 1, so result rows named the
+/// wrong spreadsheet row and `apply --plan` could not match its own dry-run.
+#[test]
+fn classic_mac_line_endings_keep_spreadsheet_row_numbers() {
+    let sim = crate::common::TestSim::sample();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("mac.csv");
+    std::fs::write(
+        &input,
+        "Email\rzoe.lindqvist@northwind.example\r\rliam.o'connor@northwind.example\r",
+    )
+    .unwrap();
+    sim.cmd(dir.path())
+        .arg("dry-run")
+        .arg(&input)
+        .args(["-o", "plan.csv"])
+        .assert()
+        .success();
+    let rows = crate::common::read_csv(&dir.path().join("plan.csv"));
+    let nums: Vec<&str> = rows.iter().map(|r| r["row"].as_str()).collect();
+    assert_eq!(nums, ["2", "4"]);
+    sim.cmd(dir.path())
+        .arg("apply")
+        .arg(&input)
+        .args(["--plan", "plan.csv", "--yes", "-o", "r.csv"])
+        .assert()
+        .success();
+    assert_eq!(sim.state("liam.o'connor@northwind.example"), "enabled");
+}
