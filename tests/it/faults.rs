@@ -202,23 +202,43 @@ fn a_429_storm_from_tiny_budgets_is_waited_out() {
 #[test]
 fn tokens_expiring_mid_run_are_renewed() {
     let sim = sim_with(100, 15, |c| {
-        // A token lives 300 simulated seconds = 0.5 s real; the run takes several.
+        // A token lives 1,200 simulated seconds = 2 s real; at 20 writes a second the run
+        // takes about five. (Not shorter: a token must outlive the client's own pacing wait
+        // for one batch of writes, about 1 s, as any real token does by an hour.)
         c.time_scale = 600.0;
-        c.limits.token_lifetime_secs = 300;
+        c.limits.token_lifetime_secs = 1200;
         c.faults = faults(|f| {
             f.latency_min_ms = 20;
             f.latency_max_ms = 60;
         });
     });
     let dir = scratch();
-    let run = apply_all(&sim, dir.path(), "r.csv", &["--concurrency", "2"]);
+    let run = apply_all(
+        &sim,
+        dir.path(),
+        "r.csv",
+        &["--concurrency", "2", "--write-rate", "20"],
+    );
     assert!(
         run.counters.tokens_issued > 1,
         "the run never needed a new token ({} issued)",
         run.counters.tokens_issued
     );
     assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_no_failed_rows(dir.path(), "r.csv");
     assert_all_at_least_enabled(&run.after);
+}
+
+/// Every row but the two strays succeeded (a failed row's error says why, for the message).
+fn assert_no_failed_rows(dir: &Path, out: &str) {
+    let rows = read_csv(&dir.join(out));
+    let bad: Vec<String> = rows
+        .iter()
+        .filter(|r| !matches!(r["outcome"].as_str(), "changed" | "no-change"))
+        .filter(|r| !r["user_id"].is_empty())
+        .map(|r| format!("{} {}: {}", r["input"], r["outcome"], r["error"]))
+        .collect();
+    assert!(bad.is_empty(), "rows that did not succeed: {bad:#?}");
 }
 
 #[test]
