@@ -51,6 +51,7 @@ fn row(u: &mut Unstructured<'_>, n: u64) -> arbitrary::Result<ResultRow> {
     Ok(r)
 }
 
+#[derive(Debug)]
 struct Rows(Vec<ResultRow>);
 
 impl<'a> Arbitrary<'a> for Rows {
