@@ -189,7 +189,7 @@ pub(crate) async fn write_all(
     interrupted: &Interrupted,
     exact: bool,
 ) -> anyhow::Result<()> {
-    let mut round: Vec<Change> = pending
+    let changes: Vec<Change> = pending
         .iter()
         .map(|&i| Change {
             item: i,
@@ -200,104 +200,170 @@ pub(crate) async fn write_all(
             request_id: None,
         })
         .collect();
-    let pb = progress::bar(round.len() as u64, "writing");
-    let mut finished = 0u64;
-    // Each round writes everyone in it; a later round only holds users whose lost write a
-    // read showed had not happened.
-    while !round.is_empty() {
-        if interrupted.is_set() {
-            for c in round.drain(..) {
-                write_failed(&mut items[c.item], cancelled());
-            }
-            flush_items(items, writer)?;
-            break;
-        }
-        let intents: Vec<JournalEntry> = round
-            .iter()
-            .map(|c| JournalEntry::Intent {
-                user_id: c.user_id.clone(),
-                row: items[c.item].input.row,
-                state_before: items[c.item]
-                    .result
-                    .state_before
-                    .clone()
-                    .expect("state read"),
-                target: c.target.clone(),
-            })
-            .collect();
-        journal.record_all(&intents)?;
-        let writes: Vec<(String, MfaState)> = round
-            .iter()
-            .map(|c| (c.user_id.clone(), c.target.clone()))
-            .collect();
+    journal.record_all(&intents(items, &changes))?;
+    let writes: Vec<(String, MfaState)> = changes
+        .iter()
+        .map(|c| (c.user_id.clone(), c.target.clone()))
+        .collect();
+    let pb = progress::bar(changes.len() as u64, "writing");
 
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let send = async {
-            let tx = tx;
-            graph
-                .set_states(&writes, |k, r| {
-                    // The receiver lives until every answer is in.
-                    let _ = tx.send((k, r));
-                })
-                .await;
-        };
-        let round_ref = &round;
-        let settle = async {
-            let mut again = Vec::new();
-            while let Some(first) = rx.recv().await {
-                let mut answers = vec![first];
-                while answers.len() < SETTLE_GROUP {
-                    match rx.try_recv() {
-                        Ok(a) => answers.push(a),
-                        Err(_) => break,
+    // The writes stream out at the pacer's rate; their answers come back through a channel to
+    // `settle`, an event loop that owns the rows: it starts a read-back for each group of
+    // answers, settles rows as reads come back, and writes again (verified not applied) at
+    // once. Reads and re-writes run as tasks beside the stream, so none of them holds up the
+    // others or the stream.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let send = async {
+        let tx = tx;
+        graph
+            .set_states(&writes, |k, r| {
+                // The receiver lives until every answer is in.
+                let _ = tx.send((k, r));
+            })
+            .await;
+    };
+    let settle = async {
+        let mut finished = 0u64;
+        let mut tasks: tokio::task::JoinSet<Event> = tokio::task::JoinSet::new();
+        let mut stream_open = true;
+        loop {
+            let event = tokio::select! {
+                got = rx.recv(), if stream_open => match got {
+                    Some((k, r)) => {
+                        let mut answers = vec![(changes[k].clone(), r)];
+                        while answers.len() < SETTLE_GROUP {
+                            match rx.try_recv() {
+                                Ok((k, r)) => answers.push((changes[k].clone(), r)),
+                                Err(_) => break,
+                            }
+                        }
+                        Event::Written(answers)
+                    }
+                    None => {
+                        stream_open = false;
+                        continue;
+                    }
+                },
+                joined = tasks.join_next(), if !tasks.is_empty() => match joined {
+                    Some(Ok(e)) => e,
+                    Some(Err(e)) => anyhow::bail!("a Graph task of the write phase failed: {e}"),
+                    None => continue,
+                },
+                else => break,
+            };
+            let mut done: Vec<JournalEntry> = Vec::new();
+            match event {
+                Event::Written(answers) => {
+                    let mut to_read: Vec<Change> = Vec::new();
+                    for (mut c, r) in answers {
+                        c.attempts += 1;
+                        match r {
+                            Ok(reply) => {
+                                c.unknown = false;
+                                c.request_id = reply.request_id;
+                                to_read.push(c);
+                            }
+                            Err(e) if e.kind == ErrorKind::OutcomeUnknown => {
+                                // Never resent blindly: read first.
+                                c.unknown = true;
+                                c.request_id = e.request_id.clone();
+                                to_read.push(c);
+                            }
+                            Err(e) => {
+                                write_failed(&mut items[c.item], e);
+                                done.push(done_entry(&items[c.item], &c));
+                            }
+                        }
+                    }
+                    if !to_read.is_empty() {
+                        tasks.spawn(read_back(graph.clone(), to_read));
                     }
                 }
-                let mut done: Vec<JournalEntry> = Vec::new();
-                let mut to_read: Vec<Change> = Vec::new();
-                for (k, r) in answers {
-                    let mut c = round_ref[k].clone();
-                    c.attempts += 1;
-                    match r {
-                        Ok(reply) => {
-                            c.unknown = false;
-                            c.request_id = reply.request_id;
-                            to_read.push(c);
-                        }
-                        Err(e) if e.kind == ErrorKind::OutcomeUnknown => {
-                            // Never resent blindly: read first.
-                            c.unknown = true;
-                            c.request_id = e.request_id.clone();
-                            to_read.push(c);
-                        }
-                        Err(e) => {
-                            write_failed(&mut items[c.item], e);
-                            done.push(done_entry(&items[c.item], &c));
+                Event::Read(read) => {
+                    let mut again: Vec<Change> = Vec::new();
+                    for (c, r) in read {
+                        match after_readback(&mut items[c.item], &c, r, interrupted, exact) {
+                            Some(retry) => again.push(retry),
+                            None => done.push(done_entry(&items[c.item], &c)),
                         }
                     }
-                }
-                let ids: Vec<String> = to_read.iter().map(|c| c.user_id.clone()).collect();
-                let mut reads: Vec<Option<Result<Reply<MfaState>, CallError>>> =
-                    vec![None; ids.len()];
-                graph.get_states(&ids, |k, r| reads[k] = Some(r)).await;
-                for (c, r) in to_read.into_iter().zip(reads) {
-                    let r = r.unwrap_or_else(|| Err(cancelled()));
-                    match after_readback(&mut items[c.item], &c, r, interrupted, exact) {
-                        Some(retry) => again.push(retry),
-                        None => done.push(done_entry(&items[c.item], &c)),
+                    if !again.is_empty() {
+                        // Verified not applied: write these again now, beside the stream.
+                        journal.record_all(&intents(items, &again))?;
+                        tasks.spawn(write_again(graph.clone(), again));
                     }
                 }
-                finished += done.len() as u64;
-                journal.record_all(&done)?;
-                flush_items(items, writer)?;
-                pb.set_position(finished);
             }
-            Ok::<_, anyhow::Error>(again)
-        };
-        let ((), again) = tokio::join!(send, settle);
-        round = again?;
-    }
+            finished += done.len() as u64;
+            journal.record_all(&done)?;
+            flush_items(items, writer)?;
+            pb.set_position(finished);
+        }
+        Ok::<_, anyhow::Error>(())
+    };
+    let ((), settled) = tokio::join!(send, settle);
+    settled?;
     pb.finish_and_clear();
     Ok(())
+}
+
+/// What the write phase's event loop reacts to.
+enum Event {
+    /// Answers to writes (from the stream, or from writing again).
+    Written(Vec<(Change, WriteAnswer)>),
+    /// States read back after writes.
+    Read(Vec<(Change, Result<Reply<MfaState>, CallError>)>),
+}
+
+/// Reads back the state of written users.
+async fn read_back(graph: Graph, changes: Vec<Change>) -> Event {
+    let ids: Vec<String> = changes.iter().map(|c| c.user_id.clone()).collect();
+    let mut reads: Vec<Option<Result<Reply<MfaState>, CallError>>> = vec![None; ids.len()];
+    graph.get_states(&ids, |k, r| reads[k] = Some(r)).await;
+    Event::Read(
+        changes
+            .into_iter()
+            .zip(reads)
+            .map(|(c, r)| (c, r.unwrap_or_else(|| Err(cancelled()))))
+            .collect(),
+    )
+}
+
+/// Writes again users whose lost write a read showed had not happened.
+async fn write_again(graph: Graph, changes: Vec<Change>) -> Event {
+    let writes: Vec<(String, MfaState)> = changes
+        .iter()
+        .map(|c| (c.user_id.clone(), c.target.clone()))
+        .collect();
+    let mut answers: Vec<Option<WriteAnswer>> = vec![None; writes.len()];
+    graph.set_states(&writes, |k, r| answers[k] = Some(r)).await;
+    Event::Written(
+        changes
+            .into_iter()
+            .zip(answers)
+            .map(|(c, r)| (c, r.unwrap_or_else(|| Err(cancelled()))))
+            .collect(),
+    )
+}
+
+/// A write's answer.
+type WriteAnswer = Result<Reply<()>, CallError>;
+
+/// The journal's record that these users are about to be written.
+fn intents(items: &[Item], changes: &[Change]) -> Vec<JournalEntry> {
+    changes
+        .iter()
+        .map(|c| JournalEntry::Intent {
+            user_id: c.user_id.clone(),
+            row: items[c.item].input.row,
+            state_before: items[c.item]
+                .result
+                .state_before
+                .clone()
+                .expect("state read"),
+            target: c.target.clone(),
+        })
+        .collect()
 }
 
 fn cancelled() -> CallError {
