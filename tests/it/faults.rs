@@ -157,12 +157,24 @@ fn dropped_connections_are_checked_by_reading_never_resent_blindly() {
 
 #[test]
 fn lost_write_answers_are_verified_by_reading_and_never_written_twice() {
-    let sim = sim_with(150, 13, |c| {
-        c.faults = faults(|f| f.lost_write_rate = 0.4);
+    // 300 users: some 15 batches of writes, each lost with probability 1/2, so that every
+    // order in which reads and writes interleave (each draws from the seeded generator) loses
+    // some.
+    let sim = sim_with(300, 113, |c| {
+        c.faults = faults(|f| f.lost_write_rate = 0.5);
     });
     let dir = scratch();
     let run = apply_all(&sim, dir.path(), "r.csv", FAST);
-    assert!(run.counters.lost_writes > 0, "no write answer was lost");
+    assert!(
+        run.counters.lost_writes > 0,
+        "no write answer was lost: {:?}",
+        (
+            run.counters.batches,
+            run.counters.writes,
+            run.counters.http_requests,
+            run.counters.dropped
+        )
+    );
     // Every user whose write was applied was written exactly once (checked in
     // check_apply_truth), and every one of them is in the file as changed.
     let rows = read_csv(&dir.path().join("r.csv"));
