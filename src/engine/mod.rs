@@ -264,6 +264,17 @@ impl Job {
                 output.display()
             )));
         }
+        // The notify list is written last, after every change: an existing one must stop the
+        // run here, not after users were changed (exit 2 says nothing was sent to Graph).
+        if let Some(list) = apply.as_ref().and_then(|a| a.notify_list.as_ref()) {
+            if list.exists() && !args.force {
+                bail!(UsageError(format!(
+                    "{} already exists: pass --force to overwrite it, or choose another name \
+                     with --notify-list",
+                    list.display()
+                )));
+            }
+        }
         Ok(Job {
             mode,
             args,

@@ -116,6 +116,11 @@ pub fn run_revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
                                 it.result.action = Action::Set(before);
                                 it.result.request_id = prev.request_id.clone().or(it.result.request_id.take());
                                 it.finish(Outcome::Changed, None);
+                            } else if now == before {
+                                // Already back where that run found it (an earlier revert, or
+                                // someone else): nothing to do, whatever happened in between.
+                                it.result.state_after = Some(now);
+                                it.finish(Outcome::NoChange, None);
                             } else if left.as_ref() != Some(&now) {
                                 it.finish(
                                     Outcome::Drifted,
@@ -124,9 +129,6 @@ pub fn run_revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
                                         left.as_ref().map(|s| s.as_str()).unwrap_or("unknown")
                                     )),
                                 );
-                            } else if now == before {
-                                it.result.state_after = Some(now);
-                                it.finish(Outcome::NoChange, None);
                             } else {
                                 it.result.action = Action::Set(before);
                             }

@@ -298,7 +298,12 @@ pub fn sniff_delimiter(text: &str) -> u8 {
             }
         }
     }
-    best.map(|(_, _, i)| CANDS[i]).unwrap_or(b',')
+    // A character in only a few of the lines is part of a value (`a@x.example; b@x.example`
+    // in a one-column list, `=cmd|…`), not the file's delimiter: splitting every line at it
+    // would cut those cells and keep only their first part.
+    best.filter(|(n, _, _)| n * 2 >= lines.len())
+        .map(|(_, _, i)| CANDS[i])
+        .unwrap_or(b',')
 }
 
 /// Remembers where line breaks are in the bytes read ahead by the CSV parser, so a record's
@@ -324,23 +329,35 @@ impl<R> LineTracker<R> {
 
     /// 1-based line of the first byte at or after `start` that is not a line break.
     pub fn line_at(&mut self, start: u64) -> u64 {
-        while let Some(&(o, lf)) = self.marks.front() {
+        while let Some(&(o, _)) = self.marks.front() {
             if o >= start {
                 break;
             }
-            self.lines_before += lf as u64;
-            self.marks.pop_front();
+            self.pass_front();
         }
         let mut at = start;
-        while let Some(&(o, lf)) = self.marks.front() {
+        while let Some(&(o, _)) = self.marks.front() {
             if o != at {
                 break;
             }
-            self.lines_before += lf as u64;
-            self.marks.pop_front();
+            self.pass_front();
             at += 1;
         }
         self.lines_before + 1
+    }
+
+    /// Passes the first mark: an LF ends a line, and so does a CR not followed at once by an
+    /// LF (classic Mac line endings, as Excel for Mac's "CSV (Macintosh)" writes them; the
+    /// CSV parser splits records there too). The byte after a mark the parser has passed was
+    /// read already, so its mark, if any, is in the queue.
+    fn pass_front(&mut self) {
+        let Some((o, lf)) = self.marks.pop_front() else {
+            return;
+        };
+        let crlf = !lf && matches!(self.marks.front(), Some(&(next, true)) if next == o + 1);
+        if lf || !crlf {
+            self.lines_before += 1;
+        }
     }
 }
 
@@ -414,11 +431,19 @@ impl Iterator for CsvRows {
                 }
                 self.queue
                     .push_back((line, self.rec.iter().map(str::to_string).collect()));
-                // A quoted field may span lines: the next record starts after them.
+                // A quoted field may span lines: the next record starts after them (LF, CRLF
+                // or a lone CR each end one).
                 let inner_newlines = self
                     .rec
                     .iter()
-                    .map(|f| f.bytes().filter(|b| *b == b'\n').count() as u64)
+                    .map(|f| {
+                        let b = f.as_bytes();
+                        (0..b.len())
+                            .filter(|&i| {
+                                b[i] == b'\n' || (b[i] == b'\r' && b.get(i + 1) != Some(&b'\n'))
+                            })
+                            .count() as u64
+                    })
                     .sum::<u64>();
                 self.expected_line = line + inner_newlines + 1;
                 self.queue.pop_front().map(Ok)
@@ -461,6 +486,15 @@ mod tests {
             b','
         );
         assert_eq!(sniff_delimiter("a@x.example\nb@x.example\n"), b',');
+        // A delimiter character inside a few values of a one-column list.
+        assert_eq!(
+            sniff_delimiter("Email\na@x.example\nb@x.example; c@x.example\nd@x.example\n"),
+            b','
+        );
+        assert_eq!(
+            sniff_delimiter("UPN\na@x.example\n=cmd|' /C calc'!A0\nb@x.example\n"),
+            b','
+        );
         assert_eq!(sniff_delimiter(""), b',');
     }
 
@@ -495,6 +529,19 @@ mod tests {
         assert_eq!(t.line_at(0), 1);
         // Record after "h\r" starts at the '\n' of line 1; the content is on line 4.
         assert_eq!(t.line_at(2), 4);
+    }
+
+    #[test]
+    fn line_tracker_counts_classic_mac_line_endings() {
+        // "CSV (Macintosh)": a lone CR ends each line.
+        let data = b"h\ra\r\rb\r\nc\r";
+        let mut t = LineTracker::new(&data[..]);
+        let mut sink = Vec::new();
+        t.read_to_end(&mut sink).unwrap();
+        assert_eq!(t.line_at(0), 1);
+        assert_eq!(t.line_at(2), 2); // a
+        assert_eq!(t.line_at(5), 4); // b, after a blank line
+        assert_eq!(t.line_at(8), 5); // c, after a CRLF
     }
 
     #[test]

@@ -39,11 +39,17 @@ struct Table {
 }
 
 fn read_csv(path: &Path, bytes: &[u8]) -> Result<Table, ReportError> {
-    let bytes = bytes.strip_prefix(super::csv::BOM).unwrap_or(bytes);
+    let (bytes, bom) = match bytes.strip_prefix(super::csv::BOM) {
+        Some(rest) => (rest, true),
+        None => (bytes, false),
+    };
     // Ours is UTF-8; a result opened in Excel and saved as "CSV (Comma delimited)" comes back
-    // in the Windows code page (1252 in Western Europe and the US).
+    // in the Windows code page (1252 in Western Europe and the US), without a BOM. A file with
+    // the UTF-8 BOM is UTF-8 even when a crash or a full disk tore its last row mid-character:
+    // only that character is lost, not every accent in the file.
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => std::borrow::Cow::Borrowed(t),
+        Err(_) if bom => String::from_utf8_lossy(bytes),
         Err(_) => {
             encoding_rs::WINDOWS_1252
                 .decode_without_bom_handling(bytes)

@@ -196,7 +196,22 @@ pub(crate) fn list(
     }
     let sel = selection(q)?;
     let users = filtered(st, q, h)?;
-    let items = users.iter().map(|u| user_json(u, ver, &sel)).collect();
+    // Only this page's users become JSON (`page` skips the placeholders): building every
+    // user's JSON for every page made listing a big tenant quadratic.
+    let top = q.top.unwrap_or(100);
+    let start = q.skip.min(users.len());
+    let window = start..(start + top).min(users.len());
+    let items = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            if window.contains(&i) {
+                user_json(u, ver, &sel)
+            } else {
+                serde_json::Value::Null
+            }
+        })
+        .collect();
     Ok(page(
         ctx,
         ver,
