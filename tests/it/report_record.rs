@@ -204,6 +204,9 @@ fn journal_groups_are_written_whole_and_read_back_in_order() {
     j.record_all(&[done(2), done(1)]).unwrap();
     drop(j);
     let (_, entries) = Journal::load(&path).unwrap();
-    assert_eq!(entries, vec![intent(1), intent(2), intent(3), done(2), done(1)]);
+    assert_eq!(
+        entries,
+        vec![intent(1), intent(2), intent(3), done(2), done(1)]
+    );
     assert_eq!(in_doubt(&entries), vec![&intent(3)]);
 }
