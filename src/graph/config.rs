@@ -38,6 +38,13 @@ pub fn check_base_url(what: &str, raw: &str) -> Result<String, GraphError> {
     let trimmed = raw.trim().trim_end_matches('/');
     let url = reqwest::Url::parse(trimmed)
         .map_err(|e| GraphError::Config(format!("{what} '{trimmed}' is not a URL: {e}")))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        // Never echoed: it may hold a password. Credentials come from files or the environment.
+        return Err(GraphError::Config(format!(
+            "{what} holds a user name or password: give the URL without them (sign-in uses \
+             --client-secret-file, --certificate or the AZURE_* environment variables)"
+        )));
+    }
     match url.scheme() {
         "https" => {}
         "http" => {
@@ -344,6 +351,15 @@ mod tests {
         let c = cfg(&args(), &env).unwrap();
         assert_eq!(c.login_url, "https://login.example.test");
         assert_eq!(c.cloud, "custom");
+    }
+
+    #[test]
+    fn urls_with_credentials_are_refused_without_echoing_them() {
+        let e = check_base_url("--graph-url", "https://admin:hunter2@graph.microsoft.com")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("user name or password"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
     }
 
     #[test]
