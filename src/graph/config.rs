@@ -37,33 +37,36 @@ pub fn cloud_urls(cloud: Cloud) -> (&'static str, &'static str, &'static str) {
 pub fn check_base_url(what: &str, raw: &str) -> Result<String, GraphError> {
     let trimmed = raw.trim().trim_end_matches('/');
     let url = reqwest::Url::parse(trimmed)
-        .map_err(|e| GraphError::Config(format!("{what} '{trimmed}' is not a URL: {e}")))?;
-    if !url.username().is_empty() || url.password().is_some() {
-        // Never echoed: it may hold a password. Credentials come from files or the environment.
-        return Err(GraphError::Config(format!(
-            "{what} holds a user name or password: give the URL without them (sign-in uses \
-             --client-secret-file, --certificate or the AZURE_* environment variables)"
-        )));
-    }
+        .map_err(|e| GraphError::Config(format!("{what} is not a URL: {e}")))?;
+    // What messages show: never a user name or password the URL may hold.
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    let shown = shown.as_str().trim_end_matches('/').to_string();
     match url.scheme() {
         "https" => {}
         "http" => {
             if !is_loopback(&url) {
                 return Err(GraphError::Config(format!(
-                    "{what} '{trimmed}' uses plain http to another machine: use https (plain http is \
+                    "{what} '{shown}' uses plain http to another machine: use https (plain http is \
                      only allowed to this machine: 127.0.0.1, ::1, localhost)"
                 )));
             }
         }
         other => {
             return Err(GraphError::Config(format!(
-                "{what} '{trimmed}' must start with https:// (found '{other}:')"
+                "{what} '{shown}' must start with https:// (found '{other}:')"
             )))
         }
     }
     if url.host().is_none() {
+        return Err(GraphError::Config(format!("{what} '{shown}' has no host")));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        // Never echoed: it may hold a password. Credentials come from files or the environment.
         return Err(GraphError::Config(format!(
-            "{what} '{trimmed}' has no host"
+            "{what} holds a user name or password: give the URL without them (sign-in uses \
+             --client-secret-file, --certificate or the AZURE_* environment variables)"
         )));
     }
     Ok(trimmed.to_string())
@@ -360,6 +363,10 @@ mod tests {
             .to_string();
         assert!(e.contains("user name or password"), "{e}");
         assert!(!e.contains("hunter2"), "{e}");
+        let e = check_base_url("--graph-url", "http://admin:hunter2@graph.example.com")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("plain http") && !e.contains("hunter2"), "{e}");
     }
 
     #[test]
