@@ -9,7 +9,7 @@ use assert_cmd::Command;
 use mfa_bulk::sim::{self, SimConfig, SimHandle};
 
 /// Environment variables that could point the binary elsewhere; cleared for every test run.
-const CLEARED: &[&str] = &[
+pub const CLEARED: &[&str] = &[
     "AZURE_TENANT_ID",
     "AZURE_CLIENT_ID",
     "AZURE_CLIENT_SECRET",

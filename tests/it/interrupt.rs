@@ -14,25 +14,11 @@ use std::time::{Duration, Instant};
 
 use mfa_bulk::sim::{self, SimConfig};
 
-use crate::common::{read_csv, TestSim};
+use crate::common::{read_csv, TestSim, CLEARED};
 use crate::reliability::{check_apply_truth, input_csv, scratch, snapshot, Rows, Snapshot};
 
 const USERS: usize = 300;
 const TENANT_SEED: u64 = 21;
-
-/// Environment variables that could point the binary elsewhere (as in `common::bin`).
-const CLEARED: &[&str] = &[
-    "AZURE_TENANT_ID",
-    "AZURE_CLIENT_ID",
-    "AZURE_CLIENT_SECRET",
-    "AZURE_CLIENT_CERTIFICATE_PATH",
-    "AZURE_CLIENT_CERTIFICATE_PASSWORD",
-    "AZURE_AUTHORITY_HOST",
-    "MFA_BULK_GRAPH_URL",
-    "MFA_BULK_LOGIN_URL",
-    "MFA_BULK_ACCESS_TOKEN",
-    "MFA_BULK_CLOUD",
-];
 
 /// A small deterministic generator (xorshift), seeded from the clock or the environment.
 struct Dice(u64);
