@@ -213,6 +213,18 @@ pub fn run_apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(job.run())
 }
 
+/// Refuses, before anything is sent to Graph, to overwrite a file the run would write later
+/// (the writers refuse too, but only once users may have been changed).
+pub(crate) fn refuse_existing(path: &Path, force: bool, flag: &str) -> anyhow::Result<()> {
+    if path.exists() && !force {
+        bail!(UsageError(format!(
+            "{} already exists: pass --force to overwrite it, or choose another name with {flag}",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 /// A usage error found by the engine (exit 2; nothing sent to Graph).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -258,22 +270,11 @@ impl Job {
             None => None,
         };
         let output = output_path(&args.output, &args.input.file, mode.command(), started);
-        if output.exists() && !args.force {
-            bail!(UsageError(format!(
-                "{} already exists: pass --force to overwrite it, or choose another name with -o",
-                output.display()
-            )));
-        }
+        refuse_existing(&output, args.force, "-o")?;
         // The notify list is written last, after every change: an existing one must stop the
         // run here, not after users were changed (exit 2 says nothing was sent to Graph).
         if let Some(list) = apply.as_ref().and_then(|a| a.notify_list.as_ref()) {
-            if list.exists() && !args.force {
-                bail!(UsageError(format!(
-                    "{} already exists: pass --force to overwrite it, or choose another name \
-                     with --notify-list",
-                    list.display()
-                )));
-            }
+            refuse_existing(list, args.force, "--notify-list")?;
         }
         Ok(Job {
             mode,

@@ -30,12 +30,7 @@ pub fn run_revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
         .output
         .clone()
         .unwrap_or_else(|| report::default_output_path(&args.result, "revert", started));
-    if output.exists() && !args.force {
-        anyhow::bail!(UsageError(format!(
-            "{} already exists: pass --force to overwrite it, or choose another name with -o",
-            output.display()
-        )));
-    }
+    super::refuse_existing(&output, args.force, "-o")?;
     let mut items: Vec<Item> = Vec::with_capacity(rows.len());
     for r in rows {
         let input = InputRow {
