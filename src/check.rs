@@ -5,11 +5,9 @@
 
 use serde::Serialize;
 
-use crate::cli::CheckArgs;
 use crate::exit::ExitCode;
-use crate::graph::{
-    connect_from_args, missing_message, Access, Graph, GraphError, Identity, Requirement,
-};
+use crate::graph::{missing_message, Access, Graph, GraphError, Identity, Requirement};
+use crate::settings::GraphTarget;
 
 #[derive(Serialize)]
 struct Mode {
@@ -42,19 +40,28 @@ struct Report {
 }
 
 /// Runs `check` (builds its own runtime: the rest of dispatch is synchronous).
-pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+/// `target` is where to sign in, or the configuration error found building it.
+pub fn run(target: Result<GraphTarget, GraphError>, json: bool) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(run_async(args))
+    rt.block_on(run_async(target, json))
 }
 
-pub async fn run_async(args: &CheckArgs) -> anyhow::Result<ExitCode> {
-    let (graph, _sim) = match connect_from_args(&args.graph).await {
+async fn run_async(
+    target: Result<GraphTarget, GraphError>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let simulator = target.as_ref().is_ok_and(GraphTarget::is_simulator);
+    let connected = match target {
+        Ok(t) => t.connect().await,
+        Err(e) => Err(e),
+    };
+    let graph = match connected {
         Ok(g) => g,
         Err(e) => {
             let code = e.exit_code();
-            if args.json {
+            if json {
                 let v = serde_json::json!({
                     "signed_in": false,
                     "error": e.to_string(),
@@ -67,13 +74,13 @@ pub async fn run_async(args: &CheckArgs) -> anyhow::Result<ExitCode> {
             return Ok(code);
         }
     };
-    let report = build(&graph, args.graph.sim).await;
+    let report = build(&graph, simulator).await;
     let code = if report.apply.allowed && report.probe.ok {
         ExitCode::Success
     } else {
         ExitCode::AuthOrPermission
     };
-    if args.json {
+    if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", text(&report));

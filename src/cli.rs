@@ -116,30 +116,24 @@ pub struct ValidateArgs {
 #[derive(Clone, Debug, Args)]
 pub struct GraphArgs {
     /// Use the built-in Graph simulator (seeded with the sample tenant) instead of a real
-    /// tenant. Nothing leaves this machine.
-    #[arg(long)]
+    /// tenant. Nothing leaves this machine. (Sign-in options and the environment's tenant
+    /// settings are not used with it.)
+    #[arg(long, conflicts_with_all = [
+        "tenant", "client_id", "client_secret_file", "certificate", "certificate_password_file",
+        "device_code", "cloud", "graph_url", "login_url",
+    ])]
     pub sim: bool,
 
     /// Seed file for `--sim` (JSON tenant, see samples/tenant.json). Default: the sample tenant.
     #[arg(long, value_name = "FILE", requires = "sim")]
     pub sim_tenant: Option<PathBuf>,
 
-    /// Directory (tenant) id or domain.
-    #[arg(
-        long,
-        env = "AZURE_TENANT_ID",
-        hide_env_values = true,
-        value_name = "ID"
-    )]
+    /// Directory (tenant) id or domain. [env: AZURE_TENANT_ID]
+    #[arg(long, value_name = "ID")]
     pub tenant: Option<String>,
 
-    /// Application (client) id of the app registration.
-    #[arg(
-        long,
-        env = "AZURE_CLIENT_ID",
-        hide_env_values = true,
-        value_name = "ID"
-    )]
+    /// Application (client) id of the app registration. [env: AZURE_CLIENT_ID]
+    #[arg(long, value_name = "ID")]
     pub client_id: Option<String>,
 
     /// File holding the client secret. (Or set AZURE_CLIENT_SECRET; never on the command line.)
@@ -147,12 +141,8 @@ pub struct GraphArgs {
     pub client_secret_file: Option<PathBuf>,
 
     /// Certificate for the app: PEM (certificate and private key) or PFX/PKCS#12.
-    #[arg(
-        long,
-        env = "AZURE_CLIENT_CERTIFICATE_PATH",
-        hide_env_values = true,
-        value_name = "FILE"
-    )]
+    /// [env: AZURE_CLIENT_CERTIFICATE_PATH]
+    #[arg(long, value_name = "FILE")]
     pub certificate: Option<PathBuf>,
 
     /// File holding the PFX password (or set AZURE_CLIENT_CERTIFICATE_PASSWORD).
@@ -164,26 +154,17 @@ pub struct GraphArgs {
     #[arg(long)]
     pub device_code: bool,
 
-    /// National cloud.
-    #[arg(long, value_enum, default_value_t = Cloud::Global, env = "MFA_BULK_CLOUD", hide_env_values = true)]
-    pub cloud: Cloud,
+    /// National cloud [default: global]. [env: MFA_BULK_CLOUD]
+    #[arg(long, value_enum)]
+    pub cloud: Option<Cloud>,
 
-    /// Graph base URL (overrides --cloud; http only for loopback).
-    #[arg(
-        long,
-        env = "MFA_BULK_GRAPH_URL",
-        hide_env_values = true,
-        value_name = "URL"
-    )]
+    /// Graph base URL (overrides --cloud; http only for loopback). [env: MFA_BULK_GRAPH_URL]
+    #[arg(long, value_name = "URL")]
     pub graph_url: Option<String>,
 
     /// Sign-in base URL (overrides --cloud; http only for loopback).
-    #[arg(
-        long,
-        env = "MFA_BULK_LOGIN_URL",
-        hide_env_values = true,
-        value_name = "URL"
-    )]
+    /// [env: MFA_BULK_LOGIN_URL, AZURE_AUTHORITY_HOST]
+    #[arg(long, value_name = "URL")]
     pub login_url: Option<String>,
 
     /// Resource units per 10 seconds to pace at (default: from the tenant size).
@@ -209,6 +190,13 @@ pub enum Cloud {
     Usgov,
     UsgovDod,
     China,
+}
+
+impl Cloud {
+    /// A cloud by its command-line name (`usgov-dod`), as `MFA_BULK_CLOUD` holds it.
+    pub fn from_name(name: &str) -> Option<Cloud> {
+        <Cloud as ValueEnum>::from_str(name.trim(), true).ok()
+    }
 }
 
 /// Shared by `dry-run` and `apply`.

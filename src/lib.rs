@@ -14,6 +14,7 @@ pub mod model;
 pub mod report;
 pub mod resolve;
 pub mod run;
+pub mod settings;
 pub mod sim;
 pub mod validate;
 

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
-use super::{Item, Mode};
+use super::row::{users, Item};
 use crate::exit::ExitCode;
 use crate::graph::{Identity, Stats};
 use crate::input::SourceInfo;
@@ -59,8 +59,8 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub(crate) fn new(
-        mode: Mode,
+    pub(super) fn new(
+        command: &'static str,
         items: &[Item],
         strategy: Strategy,
         interrupted: bool,
@@ -107,7 +107,7 @@ impl Summary {
             })
             .count() as u64;
         Summary {
-            command: mode.command(),
+            command,
             rows: items.len() as u64,
             counts,
             need_mfasetup,
@@ -211,7 +211,7 @@ impl Summary {
                 "{} changed {}: registration not known (add --registration to find out who \
                  still has to visit https://aka.ms/mfasetup).",
                 self.registration_unknown,
-                super::users(self.registration_unknown as usize)
+                users(self.registration_unknown as usize)
             )?;
         }
         writeln!(

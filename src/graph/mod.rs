@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::GraphArgs;
 use crate::model::{MfaState, User, UserRef};
 
 mod auth;
@@ -29,6 +28,7 @@ mod ops;
 pub mod pacer;
 mod transport;
 
+pub use config::Cloud;
 pub use errors::parse_retry_after;
 pub use ops::{user_path, USER_SELECT};
 
@@ -97,13 +97,11 @@ pub struct GraphConfig {
     pub timeout: Duration,
 }
 
-impl GraphConfig {
-    /// Builds the configuration from flags and the conventional environment. Secrets come
-    /// from files or the environment, never from plain flags.
-    pub fn from_args(args: &GraphArgs) -> Result<GraphConfig, GraphError> {
-        config::from_args_with_env(args, &|k| std::env::var(k).ok())
-    }
-}
+/// How a run gets its signed-in client, handed to the engine by the command line: nothing
+/// happens (no sign-in, no simulator started) until the engine awaits it, after every offline
+/// check passed.
+pub type Connect =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Graph, GraphError>> + Send>>;
 
 /// Who we are signed in as, read from the token.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -343,6 +341,7 @@ pub fn missing_message(identity: &Identity, missing: &[&Requirement]) -> String 
 #[derive(Clone)]
 pub struct Graph {
     inner: Arc<transport::Inner>,
+    _guard: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 fn identity_from(cfg: &GraphConfig, token: &str) -> (Identity, bool) {
@@ -401,6 +400,16 @@ fn build_http(cfg: &GraphConfig) -> Result<reqwest::Client, GraphError> {
 impl Graph {
     /// Signs in (fetches the first token) and reads the identity from it.
     pub async fn connect(cfg: GraphConfig) -> Result<Graph, GraphError> {
+        Graph::connect_keeping(cfg, None).await
+    }
+
+    /// Like [`Graph::connect`], keeping `guard` alive as long as the client (the built-in
+    /// simulator's handle, for `--sim`).
+    pub async fn connect_keeping(
+        cfg: GraphConfig,
+        guard: Option<Box<dyn std::any::Any + Send + Sync>>,
+    ) -> Result<Graph, GraphError> {
+        cfg.check_pacing()?;
         let http = build_http(&cfg)?;
         let auth = auth::Auth::new(&cfg, http.clone())?;
         auth.init_env_token().await?;
@@ -421,6 +430,7 @@ impl Graph {
         };
         Ok(Graph {
             inner: Arc::new(inner),
+            _guard: guard.map(Arc::from),
         })
     }
 
@@ -552,42 +562,6 @@ impl Graph {
             tokens_fetched: g(&self.inner.auth.fetched),
         }
     }
-}
-
-/// Connects as the command line says. With `--sim`, starts the built-in simulator (the sample
-/// tenant, or `--sim-tenant`) and signs in as its app; keep the returned handle alive for the
-/// run. Otherwise [`GraphConfig::from_args`] + [`Graph::connect`].
-pub async fn connect_from_args(
-    args: &GraphArgs,
-) -> Result<(Graph, Option<crate::sim::SimHandle>), GraphError> {
-    if !args.sim {
-        let cfg = GraphConfig::from_args(args)?;
-        return Ok((Graph::connect(cfg).await?, None));
-    }
-    let sim_cfg = match &args.sim_tenant {
-        Some(path) => crate::sim::SimConfig::with_tenant(
-            crate::sim::SimConfig::load_tenant(path)
-                .map_err(|e| GraphError::Config(format!("{e:#}")))?,
-        ),
-        None => crate::sim::SimConfig::sample(),
-    };
-    let handle = crate::sim::start(sim_cfg)
-        .await
-        .map_err(|e| GraphError::Config(format!("cannot start the simulator: {e:#}")))?;
-    let url = handle.url();
-    let cfg = GraphConfig {
-        graph_url: url.clone(),
-        login_url: url,
-        cloud: "simulator".into(),
-        tenant: crate::sim::SIM_TENANT_ID.into(),
-        client_id: crate::sim::SIM_CLIENT_ID.into(),
-        credential: Credential::Secret(Secret::new(crate::sim::SIM_CLIENT_SECRET)),
-        ru_per_10s: args.rate,
-        writes_per_sec: args.write_rate,
-        concurrency: args.concurrency.max(1),
-        timeout: Duration::from_secs(args.timeout.max(1)),
-    };
-    Ok((Graph::connect(cfg).await?, Some(handle)))
 }
 
 #[cfg(test)]

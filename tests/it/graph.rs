@@ -532,7 +532,7 @@ async fn list_users_follows_next_links_and_count_sets_the_budget() {
 
 /// The engine spawns these futures: they must be `Send`, and `Graph` `Send + Sync + Clone`.
 #[allow(dead_code)]
-fn futures_are_send(g: Graph, a: mfa_bulk::cli::GraphArgs) {
+fn futures_are_send(g: Graph, a: mfa_bulk::settings::GraphTarget) {
     fn send<T: Send>(_: T) {}
     fn shared<T: Send + Sync + Clone + 'static>() {}
     shared::<Graph>();
@@ -545,5 +545,5 @@ fn futures_are_send(g: Graph, a: mfa_bulk::cli::GraphArgs) {
     send(g.registration(&ids, |_, _| {}));
     send(g.count_users());
     send(Graph::connect(cfg("http://127.0.0.1:1", secret())));
-    send(mfa_bulk::graph::connect_from_args(&a));
+    send(a.connect());
 }

@@ -4,8 +4,7 @@
 use std::time::Duration;
 
 use mfa_bulk::graph::{
-    connect_from_args, Access, CallError, Credential, ErrorKind, Graph, GraphConfig, GraphError,
-    Secret,
+    Access, CallError, Credential, ErrorKind, Graph, GraphConfig, GraphError, Secret,
 };
 use mfa_bulk::model::MfaState;
 use mfa_bulk::sim::{self, ClientSeed, FaultConfig, SimConfig, SimHandle};
@@ -63,21 +62,22 @@ async fn write_all(g: &Graph, ids: &[String], st: MfaState) -> Vec<Result<(), Ca
 }
 
 #[tokio::test]
-async fn connect_from_args_with_sim_signs_in_with_every_permission() {
+async fn settings_with_sim_sign_in_with_every_permission() {
     use clap::Parser;
     let cli = mfa_bulk::cli::Cli::parse_from(["mfa-bulk", "check", "--sim"]);
     let mfa_bulk::cli::Command::Check(a) = cli.command else {
         unreachable!()
     };
-    let (g, h) = connect_from_args(&a.graph).await.unwrap();
-    let h = h.expect("a simulator handle");
+    let target = mfa_bulk::settings::GraphTarget::from_args(&a.graph).unwrap();
+    assert!(target.is_simulator());
+    let g = target.connect().await.unwrap();
     let id = g.identity();
     assert_eq!(id.tenant_id, sim::SIM_TENANT_ID);
     assert_eq!(id.app_id, sim::SIM_CLIENT_ID);
     g.check_access(Access::Write).unwrap();
     g.probe().await.unwrap();
     let n = g.count_users().await.unwrap();
-    assert_eq!(n as usize, h.users_state().len());
+    assert_eq!(n as usize, SimConfig::sample().tenant.users.len());
 }
 
 #[tokio::test]

@@ -17,4 +17,5 @@ mod report;
 mod report_read;
 mod report_record;
 mod secrets;
+mod settings;
 mod sim;

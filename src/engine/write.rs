@@ -1,4 +1,4 @@
-//! The write phase of `apply`: write, read back, verify lost answers by reading, journal.
+//! The write phase of `apply` and `revert`: write, read back, verify lost answers by reading, journal.
 //!
 //! Writes stream out at the pacer's rate; as answers arrive they are read back in groups while
 //! the next writes are already going, so the pace stays at the write limit, one slow or retried
@@ -6,163 +6,18 @@
 //! state) seconds after it was written. A write whose answer was lost is never resent blindly:
 //! it is read, and written again only if the read shows it did not happen.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
-
-use anyhow::Context;
-
 use super::interrupt::Interrupted;
-use super::{flush_items, plan, progress, Item, Job};
-use crate::graph::{CallError, ErrorKind, Graph, Identity, Reply};
+use super::row::{flush_items, Item};
+use super::{plan, progress};
+use crate::graph::{CallError, ErrorKind, Graph, Reply};
 use crate::model::MfaState;
-use crate::report::{self, Journal, JournalEntry, JournalHeader, Outcome};
+use crate::report::{self, Journal, JournalEntry, Outcome};
 
 /// Most written users read back (and journaled) together.
 const SETTLE_GROUP: usize = 200;
 /// How often a user is written when reads keep showing that an earlier write whose answer was
 /// lost did not happen (each attempt is verified by reading first, never blind).
 const MAX_ATTEMPTS: u32 = 8;
-
-/// What an interrupted run of the same command had done for one user.
-#[derive(Clone, Debug)]
-pub(crate) struct Previous {
-    pub before: MfaState,
-    pub request_id: Option<String>,
-}
-
-/// Which journal a run uses and what must match for an old one to be continued.
-pub(crate) struct JournalKey {
-    pub path: PathBuf,
-    pub header: JournalHeader,
-}
-
-impl JournalKey {
-    /// `.mfa-bulk/<kind>-<sha256 prefix>.journal` in the current directory, so rerunning the
-    /// same command finds it. `options_key` holds what must match (target, plan file...).
-    pub fn new(
-        kind: &str,
-        input_sha256: &str,
-        tenant_id: &str,
-        options_key: String,
-        started_at: chrono::DateTime<chrono::Utc>,
-    ) -> JournalKey {
-        JournalKey {
-            path: PathBuf::from(".mfa-bulk")
-                .join(format!("{kind}-{}.journal", &input_sha256[..16])),
-            header: JournalHeader {
-                input_sha256: input_sha256.to_string(),
-                tenant_id: tenant_id.to_string(),
-                options_key,
-                started_at,
-            },
-        }
-    }
-}
-
-/// The journal key of an apply.
-pub(crate) fn apply_key(job: &Job, identity: &Identity) -> JournalKey {
-    let target: MfaState = job.args.state.into();
-    let plan = job
-        .apply
-        .as_ref()
-        .and_then(|a| a.plan.as_ref())
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
-    JournalKey::new(
-        "apply",
-        &job.input_sha256,
-        &identity.tenant_id,
-        format!("state={target};plan={plan}"),
-        job.started,
-    )
-}
-
-/// Reads the journal an interrupted run left, if it belongs to this run: user id → what it
-/// had done. With `resume`, a missing journal is an error.
-pub(crate) fn load_previous(
-    key: &JournalKey,
-    resume: bool,
-    what: &str,
-) -> anyhow::Result<HashMap<String, Previous>> {
-    let path = &key.path;
-    if !path.exists() {
-        if resume {
-            anyhow::bail!(super::UsageError(format!(
-                "--resume: there is no journal of an interrupted run of {what} here ({}): run \
-                 the command without --resume",
-                path.display()
-            )));
-        }
-        return Ok(HashMap::new());
-    }
-    let (header, entries) = Journal::load(path)?;
-    if header.tenant_id != key.header.tenant_id
-        || header.options_key != key.header.options_key
-        || header.input_sha256 != key.header.input_sha256
-    {
-        eprintln!(
-            "note: starting afresh: the journal {} is from a run with another tenant or options",
-            path.display()
-        );
-        Journal::discard(path)?;
-        return Ok(HashMap::new());
-    }
-    let mut prev: HashMap<String, Previous> = HashMap::new();
-    for e in entries {
-        match e {
-            JournalEntry::Intent {
-                user_id,
-                state_before,
-                ..
-            } => {
-                prev.entry(user_id).or_insert(Previous {
-                    before: state_before,
-                    request_id: None,
-                });
-            }
-            JournalEntry::Done {
-                user_id,
-                request_id,
-                ok: true,
-                ..
-            } => {
-                if let Some(p) = prev.get_mut(&user_id) {
-                    p.request_id = request_id;
-                }
-            }
-            JournalEntry::Done { .. } => {}
-        }
-    }
-    if !prev.is_empty() {
-        eprintln!(
-            "Continuing an interrupted run: {} users were being written; each is read again \
-             and none is written twice.",
-            prev.len()
-        );
-    }
-    Ok(prev)
-}
-
-/// Opens (or continues) the journal.
-pub(crate) fn open_journal(key: &JournalKey) -> anyhow::Result<Journal> {
-    if let Some(dir) = key.path.parent() {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("could not create {} for the journal", dir.display()))?;
-    }
-    Ok(Journal::open(&key.path, key.header.clone())?)
-}
-
-/// The run finished: the journal is no longer needed.
-pub(crate) fn close_journal(journal: Journal, key: &JournalKey) -> anyhow::Result<()> {
-    drop(journal);
-    std::fs::remove_file(&key.path)
-        .with_context(|| format!("could not remove {}", key.path.display()))?;
-    if let Some(dir) = key.path.parent() {
-        // Only when empty: another input's journal may be there.
-        let _ = std::fs::remove_dir(dir);
-    }
-    Ok(())
-}
 
 /// One user being written.
 #[derive(Clone, Debug)]
@@ -180,7 +35,7 @@ struct Change {
 /// row to the result writer as soon as it is final. `exact`: the state read back must equal
 /// the target (revert); otherwise "at least" the target counts (enabled may become enforced).
 #[allow(clippy::too_many_arguments)]
-pub(crate) async fn write_all(
+pub(super) async fn write_all(
     graph: &Graph,
     items: &mut [Item],
     pending: &[usize],
@@ -452,7 +307,7 @@ fn after_readback(
 /// What a read-back tells about registration when it was not read: Graph turns `enabled` into
 /// `enforced` for a user who has registered an MFA method, so after setting `enabled`,
 /// `enforced` means registered and `enabled` means not yet.
-pub(crate) fn infer_registration(
+pub(super) fn infer_registration(
     registered: &mut Option<bool>,
     after: &MfaState,
     target: &MfaState,

@@ -1,0 +1,501 @@
+//! One run, from its settings to its exit code, the same for every rule: read the rows
+//! (offline), connect, resolve, read states, plan, confirm, write, and one tail (the rows
+//! nothing settled, the result file, the notify list, the run record, the journal, the
+//! summary).
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::bail;
+use chrono::{DateTime, Utc};
+
+use super::journal::{self, JournalKey, Previous};
+use super::row::{flush_items, user_ids, users, Item};
+use super::source::{self, Source};
+use super::{confirm, interrupt, plan, progress, summary, write};
+use crate::exit::ExitCode;
+use crate::graph::{self, Access, Graph, Identity};
+use crate::input::SourceInfo;
+use crate::report::{self, Action, Outcome, ResultRow};
+use crate::resolve::Strategy;
+
+/// What a run does with its rows.
+#[derive(Clone, Debug)]
+pub enum Rule {
+    /// Read only: the action each row would take.
+    DryRun,
+    /// Set each user to the row's target ("at least", for `enabled`).
+    Apply(ApplyOptions),
+    /// Put each user an earlier apply changed back to its recorded "before" (exactly).
+    Revert,
+}
+
+impl Rule {
+    /// The command's name, as in the result file's default name and the run record.
+    pub fn command(&self) -> &'static str {
+        match self {
+            Rule::DryRun => "dry-run",
+            Rule::Apply(_) => "apply",
+            Rule::Revert => "revert",
+        }
+    }
+
+    fn writes(&self) -> bool {
+        !matches!(self, Rule::DryRun)
+    }
+}
+
+/// Options only `apply` has.
+#[derive(Clone, Debug, Default)]
+pub struct ApplyOptions {
+    /// Refuse a plan that changes more users than this.
+    pub max_changes: Option<u64>,
+    /// Apply exactly the rows this dry-run result approved.
+    pub plan: Option<PathBuf>,
+    /// Continue from the journal (an error when there is none).
+    pub resume: bool,
+    /// Write the addresses of changed users who must still register here.
+    pub notify_list: Option<PathBuf>,
+}
+
+/// Everything a run needs, checked by the command line before it gets here.
+pub struct RunSettings {
+    pub source: Source,
+    pub rule: Rule,
+    /// The result file (`None`: a default name in the current directory).
+    pub output: Option<PathBuf>,
+    pub force: bool,
+    /// Do not ask before writing.
+    pub yes: bool,
+    /// Also read who registered an MFA method.
+    pub registration: bool,
+    /// Print the summary as JSON.
+    pub json: bool,
+    /// The options as the run record lists them (secrets are dropped there too).
+    pub recorded_options: serde_json::Value,
+}
+
+/// A usage error found by the engine (exit 2; nothing sent to Graph).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Runs one dry-run, apply or revert on a fresh runtime. `connect` signs in (nothing is sent
+/// before every offline check passed).
+pub fn run(settings: RunSettings, connect: graph::Connect) -> anyhow::Result<ExitCode> {
+    let job = Job::new(settings)?;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("could not start the async runtime: {e}"))?
+        .block_on(job.run(connect))
+}
+
+/// Refuses, before anything is sent to Graph, to overwrite a file the run would write later
+/// (the writers refuse too, but only once users may have been changed).
+fn refuse_existing(path: &Path, force: bool, flag: &str) -> anyhow::Result<()> {
+    if path.exists() && !force {
+        bail!(UsageError(format!(
+            "{} already exists: pass --force to overwrite it, or choose another name with {flag}",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// One run, between its offline checks and its exit code.
+struct Job {
+    s: RunSettings,
+    started: DateTime<Utc>,
+    info: SourceInfo,
+    items: Vec<Item>,
+    excluded: HashSet<String>,
+    output: PathBuf,
+    input_sha256: String,
+    plan: Option<HashMap<u64, ResultRow>>,
+}
+
+impl Job {
+    /// Everything that can be checked offline: the rows, the plan file, the output paths.
+    fn new(s: RunSettings) -> anyhow::Result<Job> {
+        let started = Utc::now();
+        if s.rule.writes() && !s.yes && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            bail!(UsageError(format!(
+                "{} changes users and asks for confirmation, but standard input is not a \
+                 terminal: pass --yes to go ahead without a prompt (run dry-run first to see \
+                 the plan)",
+                s.rule.command()
+            )));
+        }
+        let loaded = source::load(&s.source)?;
+        let apply = match &s.rule {
+            Rule::Apply(a) => Some(a),
+            _ => None,
+        };
+        let plan = match apply.and_then(|a| a.plan.as_ref()) {
+            Some(p) => Some(load_plan(p, &loaded.items)?),
+            None => None,
+        };
+        let output = s.output.clone().unwrap_or_else(|| {
+            report::default_output_path(s.source.file(), s.rule.command(), started)
+        });
+        refuse_existing(&output, s.force, "-o")?;
+        // The notify list is written last, after every change: an existing one must stop the
+        // run here, not after users were changed (exit 2 says nothing was sent to Graph).
+        if let Some(list) = apply.and_then(|a| a.notify_list.as_ref()) {
+            refuse_existing(list, s.force, "--notify-list")?;
+        }
+        Ok(Job {
+            started,
+            info: loaded.info,
+            items: loaded.items,
+            excluded: loaded.excluded,
+            output,
+            input_sha256: loaded.sha256,
+            plan,
+            s,
+        })
+    }
+
+    /// The journal of this run (apply and revert).
+    fn journal_key(&self, identity: &Identity) -> Option<JournalKey> {
+        let options = match &self.s.rule {
+            Rule::DryRun => return None,
+            Rule::Apply(a) => {
+                let target = match &self.s.source {
+                    Source::Spreadsheet { target, .. } => target.as_str(),
+                    Source::EarlierResult { .. } => "",
+                };
+                let plan = a
+                    .plan
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                format!("state={target};plan={plan}")
+            }
+            Rule::Revert => String::new(),
+        };
+        Some(JournalKey::new(
+            self.s.rule.command(),
+            &self.input_sha256,
+            &identity.tenant_id,
+            options,
+            self.started,
+        ))
+    }
+
+    async fn run(mut self, connect: graph::Connect) -> anyhow::Result<ExitCode> {
+        // Network from here on.
+        let graph = connect.await?;
+        let access = if self.s.rule.writes() {
+            Access::Write
+        } else {
+            Access::Read
+        };
+        graph.check_access(access)?;
+        let identity = graph.identity();
+        let interrupted = interrupt::watch(graph.clone());
+        let mut writer =
+            report::OrderedWriter::new(report::create_writer(&self.output, self.s.force)?, 0);
+
+        let key = self.journal_key(&identity);
+        let previous = match &key {
+            Some(k) => {
+                let resume = matches!(&self.s.rule, Rule::Apply(a) if a.resume);
+                journal::load_previous(k, resume, &self.s.source.file().display().to_string())?
+            }
+            None => HashMap::new(),
+        };
+
+        let strategy = source::resolve(&mut self.items, &self.excluded, &graph).await?;
+        self.read_states(&graph).await;
+        if self.s.registration {
+            self.read_registration(&graph).await?;
+        }
+        self.plan(&previous);
+        // Everything not to be written is final now.
+        flush_items(&mut self.items, &mut writer)?;
+
+        let mut journal = None;
+        if let Some(key) = key {
+            let changes = self.pending_changes();
+            if let Rule::Apply(ApplyOptions {
+                max_changes: Some(max),
+                ..
+            }) = self.s.rule
+            {
+                if changes.len() as u64 > max {
+                    for &i in &changes {
+                        self.items[i].finish(
+                            Outcome::Skipped,
+                            Some(format!(
+                                "not changed: the plan has {} changes, more than --max-changes {max}",
+                                changes.len()
+                            )),
+                        );
+                    }
+                    flush_items(&mut self.items, &mut writer)?;
+                    writer.finish()?;
+                    bail!(UsageError(format!(
+                        "refused: the plan would change {} users, more than --max-changes {max}. \
+                         Nothing was changed; the result file {} shows the plan.",
+                        changes.len(),
+                        self.output.display()
+                    )));
+                }
+            }
+            if !changes.is_empty() && !self.s.yes && !interrupted.is_set() {
+                let asked = Instant::now();
+                let question = self.question(changes.len(), &identity);
+                let yes = confirm::confirm(&self.items, &changes, &identity, &question)?;
+                if !yes || interrupted.is_set() {
+                    for &i in &changes {
+                        self.items[i].finish_static(
+                            Outcome::Skipped,
+                            "not changed: the admin answered no at the confirmation",
+                        );
+                    }
+                    flush_items(&mut self.items, &mut writer)?;
+                    writer.finish()?;
+                    eprintln!("Nothing changed.");
+                    return Ok(ExitCode::Success);
+                }
+                // A long pause at the prompt: read again right before writing.
+                if matches!(self.s.rule, Rule::Apply(_)) && asked.elapsed().as_secs() > 30 {
+                    self.reread_before_write(&graph, &changes).await;
+                    flush_items(&mut self.items, &mut writer)?;
+                }
+            }
+            let changes = self.pending_changes();
+            let mut j = journal::open_journal(&key)?;
+            let exact = matches!(self.s.rule, Rule::Revert);
+            write::write_all(
+                &graph,
+                &mut self.items,
+                &changes,
+                &mut j,
+                &mut writer,
+                &interrupted,
+                exact,
+            )
+            .await?;
+            journal = Some((j, key));
+        }
+        self.finish(
+            graph,
+            strategy,
+            writer,
+            journal,
+            interrupted.is_set(),
+            &identity,
+        )
+    }
+
+    /// The one tail of every run: rows nothing settled, the result file, the notify list, the
+    /// run record, the journal, the summary.
+    fn finish(
+        mut self,
+        graph: Graph,
+        strategy: Strategy,
+        mut writer: report::OrderedWriter,
+        journal: Option<(report::Journal, JournalKey)>,
+        interrupted: bool,
+        identity: &Identity,
+    ) -> anyhow::Result<ExitCode> {
+        // One result row per input row, whatever happened: a row nothing settled says so.
+        for it in self.items.iter_mut().filter(|it| !it.done) {
+            it.finish_static(
+                Outcome::Skipped,
+                "not processed: the run stopped before this row; rerun the same command",
+            );
+        }
+        flush_items(&mut self.items, &mut writer)?;
+        writer.finish()?;
+
+        let summary = summary::Summary::new(
+            self.s.rule.command(),
+            &self.items,
+            strategy,
+            interrupted,
+            graph.stats(),
+        );
+        if let Rule::Apply(ApplyOptions {
+            notify_list: Some(path),
+            ..
+        }) = &self.s.rule
+        {
+            report::write_notify_list(path, &summary.need_mfasetup, self.s.force)?;
+        }
+        let code = summary.exit_code();
+        let record = self.run_record(identity, &summary, code);
+        let record_path = report::write_run_record(&self.output, &record)?;
+        if let Some((j, key)) = journal {
+            if !interrupted {
+                journal::close_journal(j, &key)?;
+            }
+        }
+        summary.print(
+            &self.info,
+            identity,
+            &self.output,
+            &record_path,
+            self.s.json,
+        )?;
+        Ok(code)
+    }
+
+    /// The question asked before writing.
+    fn question(&self, n: usize, identity: &Identity) -> String {
+        match self.s.rule {
+            Rule::Revert => format!(
+                "Put {n} {} back to their state before that run in tenant {}?",
+                users(n),
+                identity.tenant_id
+            ),
+            _ => format!("Change {n} {}?", users(n)),
+        }
+    }
+
+    /// Indexes of rows with a resolved user and no outcome yet.
+    fn open_rows(&self) -> Vec<usize> {
+        (0..self.items.len())
+            .filter(|&i| !self.items[i].done && self.items[i].user.is_some())
+            .collect()
+    }
+
+    /// Reads the per-user MFA state of every open row.
+    async fn read_states(&mut self, graph: &Graph) {
+        let open = self.open_rows();
+        let ids = user_ids(&self.items, &open);
+        let pb = progress::bar(ids.len() as u64, "reading");
+        let items = &mut self.items;
+        let mut done = 0;
+        graph
+            .get_states(&ids, |k, res| {
+                let it = &mut items[open[k]];
+                match res {
+                    Ok(reply) => {
+                        it.result.state_before = Some(reply.value);
+                        it.result.request_id = reply.request_id;
+                    }
+                    Err(e) => it.fail_read(e, "reading the MFA state"),
+                }
+                done += 1;
+                pb.set_position(done);
+            })
+            .await;
+        pb.finish_and_clear();
+    }
+
+    /// Reads whether users have registered an MFA method (`--registration`).
+    async fn read_registration(&mut self, graph: &Graph) -> anyhow::Result<()> {
+        let open = self.open_rows();
+        let ids = user_ids(&self.items, &open);
+        let items = &mut self.items;
+        graph
+            .registration(&ids, |k, reg| items[open[k]].result.mfa_registered = reg)
+            .await?;
+        Ok(())
+    }
+
+    /// Every open row gets its plan under the run's rule.
+    fn plan(&mut self, previous: &HashMap<String, Previous>) {
+        for i in self.open_rows() {
+            let row = self.items[i].input.row;
+            let it = &mut self.items[i];
+            match &self.s.rule {
+                Rule::DryRun => plan::plan_row(it, true),
+                Rule::Apply(_) => {
+                    let p = self.plan.as_ref().map(|p| p.get(&row));
+                    plan::plan_apply(it, p, previous)
+                }
+                Rule::Revert => plan::plan_revert(it, previous),
+            }
+        }
+    }
+
+    /// Rows still to be written.
+    fn pending_changes(&self) -> Vec<usize> {
+        (0..self.items.len())
+            .filter(|&i| {
+                !self.items[i].done && matches!(self.items[i].result.action, Action::Set(_))
+            })
+            .collect()
+    }
+
+    /// Reads again the users about to be written (after a long pause at the prompt).
+    async fn reread_before_write(&mut self, graph: &Graph, changes: &[usize]) {
+        let ids = user_ids(&self.items, changes);
+        let items = &mut self.items;
+        graph
+            .get_states(&ids, |k, res| {
+                let it = &mut items[changes[k]];
+                match res {
+                    Ok(reply) => {
+                        it.result.request_id = reply.request_id;
+                        it.result.state_before = Some(reply.value.clone());
+                        it.result.action = Action::None;
+                        plan::plan_row(it, false);
+                    }
+                    Err(e) => it.fail_read(e, "reading the MFA state again before writing"),
+                }
+            })
+            .await;
+    }
+
+    fn run_record(
+        &self,
+        identity: &Identity,
+        summary: &summary::Summary,
+        code: ExitCode,
+    ) -> report::RunRecord {
+        let mut options = self.s.recorded_options.clone();
+        if let Some(o) = options.as_object_mut() {
+            if let Source::Spreadsheet { .. } = self.s.source {
+                o.insert("sheet".into(), serde_json::json!(self.info.sheet));
+                o.insert("column".into(), serde_json::json!(self.info.column));
+            }
+            o.insert("cloud".into(), serde_json::json!(identity.cloud));
+        }
+        summary.run_record(
+            self.s.rule.command(),
+            identity,
+            self.s.source.file(),
+            &self.input_sha256,
+            options,
+            self.started,
+            &self.output,
+            code,
+        )
+    }
+}
+
+/// Reads a dry-run result file for `--plan` and checks it belongs to this input.
+fn load_plan(path: &Path, items: &[Item]) -> anyhow::Result<HashMap<u64, ResultRow>> {
+    let rows = report::read_results(path)?;
+    let by_row: HashMap<u64, &Item> = items.iter().map(|it| (it.input.row, it)).collect();
+    let mut plan = HashMap::new();
+    for r in rows {
+        match by_row.get(&r.row) {
+            Some(it) if it.input.input == r.input => {}
+            Some(it) => bail!(UsageError(format!(
+                "{}: row {} says '{}' but the input file has '{}' there: this plan is not from \
+                 this file (or the file changed since). Run a new dry-run.",
+                path.display(),
+                r.row,
+                r.input,
+                it.input.input
+            ))),
+            None => bail!(UsageError(format!(
+                "{}: row {} is not in the input file: this plan is not from this file (or the \
+                 file changed since). Run a new dry-run.",
+                path.display(),
+                r.row
+            ))),
+        }
+        plan.insert(r.row, r);
+    }
+    Ok(plan)
+}

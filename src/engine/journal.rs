@@ -1,0 +1,134 @@
+//! The journal of a run that writes (apply, revert): which users are being written and how
+//! each write ended, so that rerunning the same command after an interruption continues
+//! without writing anyone twice.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::model::MfaState;
+use crate::report::{Journal, JournalEntry, JournalHeader};
+
+/// What an interrupted run of the same command had done for one user.
+#[derive(Clone, Debug)]
+pub(super) struct Previous {
+    pub before: MfaState,
+    pub request_id: Option<String>,
+}
+
+/// Which journal a run uses and what must match for an old one to be continued.
+pub(super) struct JournalKey {
+    pub path: PathBuf,
+    pub header: JournalHeader,
+}
+
+impl JournalKey {
+    /// `.mfa-bulk/<kind>-<sha256 prefix>.journal` in the current directory, so rerunning the
+    /// same command finds it. `options_key` holds what must match (target, plan file...).
+    pub fn new(
+        kind: &str,
+        input_sha256: &str,
+        tenant_id: &str,
+        options_key: String,
+        started_at: chrono::DateTime<chrono::Utc>,
+    ) -> JournalKey {
+        JournalKey {
+            path: PathBuf::from(".mfa-bulk")
+                .join(format!("{kind}-{}.journal", &input_sha256[..16])),
+            header: JournalHeader {
+                input_sha256: input_sha256.to_string(),
+                tenant_id: tenant_id.to_string(),
+                options_key,
+                started_at,
+            },
+        }
+    }
+}
+
+/// Reads the journal an interrupted run left, if it belongs to this run: user id → what it
+/// had done. With `resume`, a missing journal is an error.
+pub(super) fn load_previous(
+    key: &JournalKey,
+    resume: bool,
+    what: &str,
+) -> anyhow::Result<HashMap<String, Previous>> {
+    let path = &key.path;
+    if !path.exists() {
+        if resume {
+            anyhow::bail!(super::job::UsageError(format!(
+                "--resume: there is no journal of an interrupted run of {what} here ({}): run \
+                 the command without --resume",
+                path.display()
+            )));
+        }
+        return Ok(HashMap::new());
+    }
+    let (header, entries) = Journal::load(path)?;
+    if header.tenant_id != key.header.tenant_id
+        || header.options_key != key.header.options_key
+        || header.input_sha256 != key.header.input_sha256
+    {
+        eprintln!(
+            "note: starting afresh: the journal {} is from a run with another tenant or options",
+            path.display()
+        );
+        Journal::discard(path)?;
+        return Ok(HashMap::new());
+    }
+    let mut prev: HashMap<String, Previous> = HashMap::new();
+    for e in entries {
+        match e {
+            JournalEntry::Intent {
+                user_id,
+                state_before,
+                ..
+            } => {
+                prev.entry(user_id).or_insert(Previous {
+                    before: state_before,
+                    request_id: None,
+                });
+            }
+            JournalEntry::Done {
+                user_id,
+                request_id,
+                ok: true,
+                ..
+            } => {
+                if let Some(p) = prev.get_mut(&user_id) {
+                    p.request_id = request_id;
+                }
+            }
+            JournalEntry::Done { .. } => {}
+        }
+    }
+    if !prev.is_empty() {
+        eprintln!(
+            "Continuing an interrupted run: {} users were being written; each is read again \
+             and none is written twice.",
+            prev.len()
+        );
+    }
+    Ok(prev)
+}
+
+/// Opens (or continues) the journal.
+pub(super) fn open_journal(key: &JournalKey) -> anyhow::Result<Journal> {
+    if let Some(dir) = key.path.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("could not create {} for the journal", dir.display()))?;
+    }
+    Ok(Journal::open(&key.path, key.header.clone())?)
+}
+
+/// The run finished: the journal is no longer needed.
+pub(super) fn close_journal(journal: Journal, key: &JournalKey) -> anyhow::Result<()> {
+    drop(journal);
+    std::fs::remove_file(&key.path)
+        .with_context(|| format!("could not remove {}", key.path.display()))?;
+    if let Some(dir) = key.path.parent() {
+        // Only when empty: another input's journal may be there.
+        let _ = std::fs::remove_dir(dir);
+    }
+    Ok(())
+}

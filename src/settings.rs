@@ -1,0 +1,484 @@
+//! The one place where parsed arguments become settings (uv's `settings.rs`, fd's
+//! `construct_config`): every option is checked here, the same way whether the run goes to a
+//! tenant or to the built-in simulator, and no module below the command layer sees a clap type.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::{ApplyArgs, Cloud as CloudArg, GraphArgs, InputArgs, RevertArgs, RunArgs};
+use crate::engine::{ApplyOptions, Rule, RunSettings, Source};
+use crate::graph::config::{check_base_url, check_pacing, cloud_urls, read_secret_file, Cloud};
+use crate::graph::{Connect, Credential, Graph, GraphConfig, GraphError, Secret};
+use crate::input::ReadOptions;
+use crate::model::MfaState;
+
+/// Where a run signs in: a tenant, or the built-in simulator started for this run.
+#[derive(Debug)]
+pub enum GraphTarget {
+    Tenant(GraphConfig),
+    Simulator {
+        /// Seed file (`--sim-tenant`), else the sample tenant.
+        tenant: Option<PathBuf>,
+        /// Pacing options (checked), applied to the simulator's sign-in.
+        pacing: GraphConfig,
+    },
+}
+
+impl GraphTarget {
+    /// From the flags and the process environment.
+    pub fn from_args(args: &GraphArgs) -> Result<GraphTarget, GraphError> {
+        GraphTarget::from_args_with_env(args, &|k| std::env::var(k).ok())
+    }
+
+    /// From the flags, with the environment passed in (tests use a map).
+    pub fn from_args_with_env(
+        args: &GraphArgs,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<GraphTarget, GraphError> {
+        check_pacing(
+            args.rate,
+            args.write_rate,
+            args.concurrency,
+            args.timeout as f64,
+        )?;
+        if args.sim {
+            let pacing = GraphConfig {
+                graph_url: String::new(),
+                login_url: String::new(),
+                cloud: "simulator".into(),
+                tenant: crate::sim::SIM_TENANT_ID.into(),
+                client_id: crate::sim::SIM_CLIENT_ID.into(),
+                credential: Credential::Secret(Secret::new(crate::sim::SIM_CLIENT_SECRET)),
+                ru_per_10s: args.rate,
+                writes_per_sec: args.write_rate,
+                concurrency: args.concurrency,
+                timeout: Duration::from_secs(args.timeout),
+            };
+            return Ok(GraphTarget::Simulator {
+                tenant: args.sim_tenant.clone(),
+                pacing,
+            });
+        }
+        Ok(GraphTarget::Tenant(graph_config(args, env)?))
+    }
+
+    /// Signs in when awaited (for `--sim`, starts the simulator first and keeps it running as
+    /// long as the client lives).
+    pub fn connect(self) -> Connect {
+        Box::pin(async move {
+            match self {
+                GraphTarget::Tenant(cfg) => Graph::connect(cfg).await,
+                GraphTarget::Simulator { tenant, pacing } => {
+                    let seed = match &tenant {
+                        Some(path) => crate::sim::SimConfig::with_tenant(
+                            crate::sim::SimConfig::load_tenant(path)
+                                .map_err(|e| GraphError::Config(format!("{e:#}")))?,
+                        ),
+                        None => crate::sim::SimConfig::sample(),
+                    };
+                    let handle = crate::sim::start(seed).await.map_err(|e| {
+                        GraphError::Config(format!("cannot start the simulator: {e:#}"))
+                    })?;
+                    let url = handle.url();
+                    let cfg = GraphConfig {
+                        graph_url: url.clone(),
+                        login_url: url,
+                        ..pacing
+                    };
+                    Graph::connect_keeping(cfg, Some(Box::new(handle))).await
+                }
+            }
+        })
+    }
+
+    /// Whether this is the built-in simulator.
+    pub fn is_simulator(&self) -> bool {
+        matches!(self, GraphTarget::Simulator { .. })
+    }
+}
+
+fn nonempty(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+fn cloud(c: CloudArg) -> Cloud {
+    match c {
+        CloudArg::Global => Cloud::Global,
+        CloudArg::Usgov => Cloud::Usgov,
+        CloudArg::UsgovDod => Cloud::UsgovDod,
+        CloudArg::China => Cloud::China,
+    }
+}
+
+/// A tenant's configuration: flags first, then the conventional environment. Secrets come from
+/// files or the environment, never from plain flags.
+fn graph_config(
+    args: &GraphArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<GraphConfig, GraphError> {
+    let env = |k: &str| nonempty(env(k));
+    let chosen_cloud = match args.cloud {
+        Some(c) => cloud(c),
+        None => match env("MFA_BULK_CLOUD").as_deref() {
+            None => Cloud::Global,
+            Some(name) => match CloudArg::from_name(name) {
+                Some(c) => cloud(c),
+                None => return Err(GraphError::Config(format!(
+                    "MFA_BULK_CLOUD='{name}' is not a cloud: use global, usgov, usgov-dod or china"
+                ))),
+            },
+        },
+    };
+    let (mut cloud_name, default_login, default_graph) = cloud_urls(chosen_cloud);
+    let graph_override = nonempty(args.graph_url.clone()).or_else(|| env("MFA_BULK_GRAPH_URL"));
+    let login_override = nonempty(args.login_url.clone())
+        .or_else(|| env("MFA_BULK_LOGIN_URL"))
+        .or_else(|| env("AZURE_AUTHORITY_HOST"));
+    if graph_override.is_some() || login_override.is_some() {
+        cloud_name = "custom";
+    }
+    let graph_url = check_base_url(
+        "the Graph URL (--graph-url)",
+        graph_override.as_deref().unwrap_or(default_graph),
+    )?;
+    let login_url = check_base_url(
+        "the sign-in URL (--login-url / AZURE_AUTHORITY_HOST)",
+        login_override.as_deref().unwrap_or(default_login),
+    )?;
+
+    let tenant = nonempty(args.tenant.clone()).or_else(|| env("AZURE_TENANT_ID"));
+    let client_id = nonempty(args.client_id.clone()).or_else(|| env("AZURE_CLIENT_ID"));
+    let cert_path = args
+        .certificate
+        .clone()
+        .or_else(|| env("AZURE_CLIENT_CERTIFICATE_PATH").map(Into::into));
+
+    let credential = if args.device_code {
+        Some(Credential::DeviceCode)
+    } else if let Some(path) = cert_path {
+        let password = match &args.certificate_password_file {
+            Some(p) => Some(read_secret_file("certificate password", p)?),
+            None => env("AZURE_CLIENT_CERTIFICATE_PASSWORD").map(Secret::new),
+        };
+        Some(Credential::Certificate { path, password })
+    } else if let Some(p) = &args.client_secret_file {
+        Some(Credential::Secret(read_secret_file("client secret", p)?))
+    } else if let Some(t) = env("MFA_BULK_ACCESS_TOKEN") {
+        Some(Credential::AccessToken(Secret::new(t)))
+    } else {
+        env("AZURE_CLIENT_SECRET").map(|s| Credential::Secret(Secret::new(s)))
+    };
+    let no_credential = || {
+        GraphError::Config(
+            "no way to sign in: pass --client-secret-file FILE (or set AZURE_CLIENT_SECRET), \
+             --certificate FILE (or AZURE_CLIENT_CERTIFICATE_PATH), --device-code to sign in as \
+             an admin at this terminal, or set MFA_BULK_ACCESS_TOKEN; or use --sim to try the \
+             built-in simulator"
+                .into(),
+        )
+    };
+
+    let needs_ids = !matches!(credential, Some(Credential::AccessToken(_)));
+    let tenant = match tenant {
+        Some(t) => t,
+        None if !needs_ids => String::new(),
+        None => {
+            return Err(GraphError::Config(
+                "no tenant: pass --tenant or set AZURE_TENANT_ID, or use --sim to try the \
+                 built-in simulator"
+                    .into(),
+            ))
+        }
+    };
+    if needs_ids
+        && !tenant
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+    {
+        return Err(GraphError::Config(format!(
+            "the tenant '{tenant}' is not a directory id or domain (e.g. contoso.onmicrosoft.com)"
+        )));
+    }
+    let client_id = match client_id {
+        Some(c) => c,
+        None if !needs_ids => String::new(),
+        None => {
+            return Err(GraphError::Config(
+                "no application (client) id: pass --client-id or set AZURE_CLIENT_ID (the app \
+                 registration's \"Application (client) ID\"), or use --sim to try the built-in \
+                 simulator"
+                    .into(),
+            ))
+        }
+    };
+    let credential = credential.ok_or_else(no_credential)?;
+    let cfg = GraphConfig {
+        graph_url,
+        login_url,
+        cloud: cloud_name.to_string(),
+        tenant,
+        client_id,
+        credential,
+        ru_per_10s: args.rate,
+        writes_per_sec: args.write_rate,
+        concurrency: args.concurrency,
+        timeout: Duration::from_secs(args.timeout),
+    };
+    cfg.check_pacing()?;
+    Ok(cfg)
+}
+
+/// How to read a user list.
+pub fn read_options(args: &InputArgs) -> ReadOptions {
+    ReadOptions {
+        sheet: args.sheet.clone(),
+        column: args.column.clone(),
+        encoding: args.encoding.clone(),
+        delimiter: args.delimiter.clone(),
+    }
+}
+
+/// A dry-run or apply: its settings and where it signs in.
+pub fn run_settings(
+    args: RunArgs,
+    rule: Rule,
+    yes: bool,
+) -> Result<(RunSettings, GraphTarget), GraphError> {
+    let target = GraphTarget::from_args(&args.graph)?;
+    let state: MfaState = args.state.into();
+    let mut recorded = serde_json::json!({
+        "state": state.as_str(),
+        "exclude": args.input.exclude,
+        "registration": args.registration,
+        "sim": target.is_simulator(),
+        "rate": args.graph.rate,
+        "write_rate": args.graph.write_rate,
+        "concurrency": args.graph.concurrency,
+    });
+    if let Rule::Apply(o) = &rule {
+        recorded["yes"] = yes.into();
+        recorded["max_changes"] = serde_json::json!(o.max_changes);
+        recorded["plan"] = serde_json::json!(o.plan);
+        recorded["resume"] = o.resume.into();
+    }
+    let settings = RunSettings {
+        source: Source::Spreadsheet {
+            read: read_options(&args.input),
+            file: args.input.file,
+            exclude: args.input.exclude,
+            target: state,
+        },
+        rule,
+        output: args.output,
+        force: args.force,
+        yes,
+        registration: args.registration,
+        json: args.json,
+        recorded_options: recorded,
+    };
+    Ok((settings, target))
+}
+
+/// `apply`'s settings.
+pub fn apply_settings(args: ApplyArgs) -> Result<(RunSettings, GraphTarget), GraphError> {
+    let ApplyArgs {
+        run,
+        yes,
+        max_changes,
+        plan,
+        resume,
+        notify_list,
+    } = args;
+    let options = ApplyOptions {
+        max_changes,
+        plan,
+        resume,
+        notify_list,
+    };
+    run_settings(run, Rule::Apply(options), yes)
+}
+
+/// `revert`'s settings.
+pub fn revert_settings(args: RevertArgs) -> Result<(RunSettings, GraphTarget), GraphError> {
+    let target = GraphTarget::from_args(&args.graph)?;
+    let recorded = serde_json::json!({
+        "result": args.result,
+        "yes": args.yes,
+        "sim": target.is_simulator(),
+    });
+    let settings = RunSettings {
+        source: Source::EarlierResult { file: args.result },
+        rule: Rule::Revert,
+        output: args.output,
+        force: args.force,
+        yes: args.yes,
+        registration: false,
+        json: args.json,
+        recorded_options: recorded,
+    };
+    Ok((settings, target))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn args() -> GraphArgs {
+        GraphArgs {
+            sim: false,
+            sim_tenant: None,
+            tenant: None,
+            client_id: None,
+            client_secret_file: None,
+            certificate: None,
+            certificate_password_file: None,
+            device_code: false,
+            cloud: None,
+            graph_url: None,
+            login_url: None,
+            rate: None,
+            write_rate: None,
+            concurrency: 8,
+            timeout: 60,
+        }
+    }
+
+    fn cfg(a: &GraphArgs, env: &[(&str, &str)]) -> Result<GraphConfig, GraphError> {
+        let m: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        match GraphTarget::from_args_with_env(a, &|k| m.get(k).cloned())? {
+            GraphTarget::Tenant(c) => Ok(c),
+            GraphTarget::Simulator { pacing, .. } => Ok(pacing),
+        }
+    }
+
+    const ENV: &[(&str, &str)] = &[
+        ("AZURE_TENANT_ID", "contoso.onmicrosoft.com"),
+        ("AZURE_CLIENT_ID", "11111111-2222-3333-4444-555555555555"),
+        ("AZURE_CLIENT_SECRET", "s3cr3t-value"),
+    ];
+
+    #[test]
+    fn clouds_map_to_the_documented_urls() {
+        for (c, login, graph) in [
+            (
+                CloudArg::Global,
+                "https://login.microsoftonline.com",
+                "https://graph.microsoft.com",
+            ),
+            (
+                CloudArg::Usgov,
+                "https://login.microsoftonline.us",
+                "https://graph.microsoft.us",
+            ),
+            (
+                CloudArg::UsgovDod,
+                "https://login.microsoftonline.us",
+                "https://dod-graph.microsoft.us",
+            ),
+            (
+                CloudArg::China,
+                "https://login.chinacloudapi.cn",
+                "https://microsoftgraph.chinacloudapi.cn",
+            ),
+        ] {
+            let mut a = args();
+            a.cloud = Some(c);
+            let c = cfg(&a, ENV).unwrap();
+            assert_eq!(c.login_url, login);
+            assert_eq!(c.graph_url, graph);
+        }
+        let mut env = ENV.to_vec();
+        env.push(("MFA_BULK_CLOUD", "usgov"));
+        assert_eq!(cfg(&args(), &env).unwrap().cloud, "usgov");
+        env.pop();
+        env.push(("MFA_BULK_CLOUD", "mars"));
+        assert!(cfg(&args(), &env).is_err());
+    }
+
+    #[test]
+    fn environment_fills_tenant_client_and_secret() {
+        let c = cfg(&args(), ENV).unwrap();
+        assert_eq!(c.tenant, "contoso.onmicrosoft.com");
+        assert_eq!(c.client_id, "11111111-2222-3333-4444-555555555555");
+        assert!(matches!(&c.credential, Credential::Secret(s) if s.expose() == "s3cr3t-value"));
+        assert_eq!(c.cloud, "global");
+    }
+
+    #[test]
+    fn missing_tenant_says_what_to_do() {
+        let e = cfg(&args(), &ENV[1..]).unwrap_err().to_string();
+        assert!(
+            e.contains("--tenant") && e.contains("AZURE_TENANT_ID") && e.contains("--sim"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn missing_credential_says_what_to_do() {
+        let e = cfg(&args(), &ENV[..2]).unwrap_err().to_string();
+        assert!(e.starts_with("no way to sign in"), "{e}");
+        assert!(
+            e.contains("--client-secret-file") && e.contains("--device-code"),
+            "{e}"
+        );
+        // With nothing at all, the tenant is asked for first.
+        let e = cfg(&args(), &[]).unwrap_err().to_string();
+        assert!(e.starts_with("no tenant"), "{e}");
+    }
+
+    #[test]
+    fn secret_file_is_read_and_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("secret.txt");
+        std::fs::write(&p, "from-file \r\n").unwrap();
+        let mut a = args();
+        a.client_secret_file = Some(p);
+        let c = cfg(&a, ENV).unwrap();
+        assert!(matches!(&c.credential, Credential::Secret(s) if s.expose() == "from-file"));
+    }
+
+    #[test]
+    fn env_token_needs_no_tenant() {
+        let c = cfg(&args(), &[("MFA_BULK_ACCESS_TOKEN", "eyJ.x.y")]).unwrap();
+        assert!(matches!(c.credential, Credential::AccessToken(_)));
+    }
+
+    #[test]
+    fn authority_host_overrides_login_and_makes_cloud_custom() {
+        let mut env = ENV.to_vec();
+        env.push(("AZURE_AUTHORITY_HOST", "https://login.example.test/"));
+        let c = cfg(&args(), &env).unwrap();
+        assert_eq!(c.login_url, "https://login.example.test");
+        assert_eq!(c.cloud, "custom");
+    }
+
+    #[test]
+    fn debug_of_config_never_shows_the_secret() {
+        let c = cfg(&args(), ENV).unwrap();
+        let d = format!("{c:?}");
+        assert!(!d.contains("s3cr3t-value"), "{d}");
+        assert!(d.contains("[redacted]"));
+    }
+
+    #[test]
+    fn pacing_is_checked_the_same_with_and_without_the_simulator() {
+        for sim in [false, true] {
+            let mut a = args();
+            a.sim = sim;
+            a.rate = Some(0);
+            assert!(cfg(&a, ENV).is_err(), "--rate 0, sim {sim}");
+            let mut a = args();
+            a.sim = sim;
+            a.write_rate = Some(f64::NAN);
+            assert!(cfg(&a, ENV).is_err(), "--write-rate nan, sim {sim}");
+            let mut a = args();
+            a.sim = sim;
+            a.concurrency = 0;
+            assert!(cfg(&a, ENV).is_err(), "--concurrency 0, sim {sim}");
+        }
+    }
+}
