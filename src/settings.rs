@@ -123,9 +123,11 @@ fn graph_config(
             None => Cloud::Global,
             Some(name) => match CloudArg::from_name(name) {
                 Some(c) => cloud(c),
-                None => return Err(GraphError::Config(format!(
+                None => {
+                    return Err(GraphError::Config(format!(
                     "MFA_BULK_CLOUD='{name}' is not a cloud: use global, usgov, usgov-dod or china"
-                ))),
+                )))
+                }
             },
         },
     };

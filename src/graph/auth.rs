@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::jwt::{self, AppCertificate};
+use super::certificate::AppCertificate;
+use super::claims;
 use super::{Credential, GraphConfig, GraphError, Secret};
 
 /// Refresh this long before expiry: 5 minutes, or a tenth of a short lifetime.
@@ -170,7 +171,7 @@ impl Auth {
         let Some(tok) = st.token.clone() else {
             return Ok(());
         };
-        if let Some(exp) = jwt::claims(tok.expose()).and_then(|c| c["exp"].as_i64()) {
+        if let Some(exp) = claims::claims(tok.expose()).and_then(|c| c["exp"].as_i64()) {
             let left = exp - chrono::Utc::now().timestamp();
             if left <= 0 {
                 return Err(GraphError::Auth(
@@ -211,7 +212,7 @@ impl Auth {
             let resp = match self.http.post(url).form(form).send().await {
                 Ok(r) => r,
                 Err(_) if !last => {
-                    tokio::time::sleep(super::transport::backoff(tries)).await;
+                    tokio::time::sleep(super::retry::backoff(tries)).await;
                     continue;
                 }
                 Err(e) => {
@@ -227,7 +228,7 @@ impl Auth {
                     .get("retry-after")
                     .and_then(|v| v.to_str().ok())
                     .and_then(super::parse_retry_after)
-                    .unwrap_or_else(|| super::transport::backoff(tries));
+                    .unwrap_or_else(|| super::retry::backoff(tries));
                 tokio::time::sleep(wait).await;
                 continue;
             }

@@ -21,18 +21,21 @@ use std::time::Duration;
 use crate::model::{MfaState, User, UserRef};
 
 mod auth;
+mod certificate;
+mod claims;
 pub mod config;
 mod errors;
-pub mod jwt;
 mod ops;
 pub mod pacer;
+mod retry;
 mod transport;
 
 pub use config::Cloud;
 pub use errors::parse_retry_after;
 pub use ops::{user_path, USER_SELECT};
 
-pub use transport::{BACKOFF_CAP, BATCH_MAX, MAX_THROTTLED, MAX_TRIES};
+pub use certificate::AppCertificate;
+pub use retry::{BACKOFF_CAP, BATCH_MAX, MAX_THROTTLED, MAX_TRIES};
 
 /// A secret (client secret, certificate password, access token). Never printed: `Debug` and
 /// `Display` show `[redacted]`.
@@ -352,7 +355,7 @@ fn identity_from(cfg: &GraphConfig, token: &str) -> (Identity, bool) {
         graph_url: cfg.graph_url.clone(),
         ..Identity::default()
     };
-    let Some(c) = jwt::claims(token) else {
+    let Some(c) = claims::claims(token) else {
         return (id, false);
     };
     let s = |k: &str| c[k].as_str().map(str::to_string).filter(|s| !s.is_empty());

@@ -103,7 +103,7 @@ async fn wrong_secret_is_an_auth_error_that_never_shows_the_secret() {
 async fn certificate_sign_in_sends_a_valid_ps256_assertion() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/certs");
     let pem = std::fs::read_to_string(format!("{dir}/app.pem")).unwrap();
-    let cert = mfa_bulk::graph::jwt::AppCertificate::from_pem(&pem, None).unwrap();
+    let cert = mfa_bulk::graph::AppCertificate::from_pem(&pem, None).unwrap();
     let x5t = std::fs::read_to_string(format!("{dir}/x5t-s256.txt"))
         .unwrap()
         .trim()

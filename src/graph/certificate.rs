@@ -1,41 +1,15 @@
-//! Reading token claims (not verified: the token is only read to show who we are and which
-//! permissions it carries), certificates (PEM or PFX) and the signed client assertion (PS256).
+//! The app's certificate (PEM or PFX) and the signed client assertion (PS256) it signs in
+//! with.
 
 use std::path::Path;
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use ring::signature::RsaKeyPair;
-use serde_json::{json, Value};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::{GraphError, Secret};
-
-/// A fresh random GUID (version 4 form), e.g. for `client-request-id` and `jti`.
-pub fn guid() -> String {
-    let mut b = [0u8; 16];
-    fastrand::fill(&mut b);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
-/// The payload of a JWT, or None if the token is not a JWT (opaque).
-pub fn claims(token: &str) -> Option<Value> {
-    let mut parts = token.split('.');
-    let (_h, p, _s) = (parts.next()?, parts.next()?, parts.next()?);
-    let bytes = URL_SAFE_NO_PAD.decode(p.trim_end_matches('=')).ok()?;
-    let v: Value = serde_json::from_slice(&bytes).ok()?;
-    v.is_object().then_some(v)
-}
 
 /// A certificate and its RSA private key, loaded from a PEM or PFX file.
 pub struct AppCertificate {
@@ -50,28 +24,6 @@ impl std::fmt::Debug for AppCertificate {
             .field("x5t_s256", &self.x5t_s256)
             .finish_non_exhaustive()
     }
-}
-
-fn pem_blocks(text: &str) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut label: Option<String> = None;
-    let mut b64 = String::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if let Some(rest) = line.strip_prefix("-----BEGIN ") {
-            label = Some(rest.trim_end_matches('-').to_string());
-            b64.clear();
-        } else if line.starts_with("-----END ") {
-            if let Some(l) = label.take() {
-                if let Ok(der) = STANDARD.decode(b64.as_bytes()) {
-                    out.push((l, der));
-                }
-            }
-        } else if label.is_some() && !line.contains(':') {
-            b64.push_str(line);
-        }
-    }
-    out
 }
 
 /// Whether the bytes look like DER (a PFX starts with a SEQUENCE).
@@ -134,37 +86,47 @@ impl AppCertificate {
     }
 
     pub fn from_pem(text: &str, password: Option<&Secret>) -> Result<AppCertificate, String> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
         let _ = password; // an encrypted PEM key is refused with a hint
-        let blocks = pem_blocks(text);
-        let cert = blocks
-            .iter()
-            .find(|(l, _)| l == "CERTIFICATE")
-            .map(|(_, d)| d)
-            .ok_or(
-                "no certificate in it: the PEM file must hold the certificate \
-             (-----BEGIN CERTIFICATE-----) and its private key",
-            )?;
-        let key = if let Some((_, der)) = blocks.iter().find(|(l, _)| l == "PRIVATE KEY") {
-            RsaKeyPair::from_pkcs8(der)
-                .map_err(|e| format!("the private key is not a usable RSA key ({e})"))?
-        } else if let Some((_, der)) = blocks.iter().find(|(l, _)| l == "RSA PRIVATE KEY") {
-            RsaKeyPair::from_der(der)
-                .map_err(|e| format!("the private key is not a usable RSA key ({e})"))?
-        } else if blocks.iter().any(|(l, _)| l == "ENCRYPTED PRIVATE KEY") {
-            return Err(
-                "the private key is encrypted; write it out unencrypted once with \
+        let cert = CertificateDer::from_pem_slice(text.as_bytes()).map_err(|_| {
+            "no certificate in it: the PEM file must hold the certificate \
+             (-----BEGIN CERTIFICATE-----) and its private key"
+                .to_string()
+        })?;
+        let unusable =
+            |e: ring::error::KeyRejected| format!("the private key is not a usable RSA key ({e})");
+        let key = match PrivateKeyDer::from_pem_slice(text.as_bytes()) {
+            Ok(PrivateKeyDer::Pkcs8(der)) => {
+                RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()).map_err(unusable)?
+            }
+            Ok(PrivateKeyDer::Pkcs1(der)) => {
+                RsaKeyPair::from_der(der.secret_pkcs1_der()).map_err(unusable)?
+            }
+            Ok(_) => {
+                return Err(
+                    "the private key is not an RSA key: Entra app certificates use RSA \
+                            keys"
+                        .into(),
+                )
+            }
+            Err(_) if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") => {
+                return Err(
+                    "the private key is encrypted; write it out unencrypted once with \
                         `openssl pkey -in app.pem -out key.pem` and keep that file safe"
-                    .into(),
-            );
-        } else {
-            return Err(
-                "no private key in it: the PEM file must hold the certificate and its \
+                        .into(),
+                )
+            }
+            Err(_) => {
+                return Err(
+                    "no private key in it: the PEM file must hold the certificate and its \
                         private key (-----BEGIN PRIVATE KEY-----)"
-                    .into(),
-            );
+                        .into(),
+                )
+            }
         };
         Ok(AppCertificate {
-            x5t_s256: URL_SAFE_NO_PAD.encode(Sha256::digest(cert)),
+            x5t_s256: URL_SAFE_NO_PAD.encode(Sha256::digest(cert.as_ref())),
             key,
         })
     }
@@ -174,7 +136,7 @@ impl AppCertificate {
         let now = chrono::Utc::now().timestamp();
         let header = json!({"alg": "PS256", "typ": "JWT", "x5t#S256": self.x5t_s256});
         let claims = json!({
-            "aud": aud, "iss": client_id, "sub": client_id, "jti": guid(),
+            "aud": aud, "iss": client_id, "sub": client_id, "jti": uuid::Uuid::new_v4().to_string(),
             "nbf": now, "iat": now, "exp": now + 600,
         });
         let signing_input = format!(
@@ -213,23 +175,6 @@ mod tests {
     const X5T: &str = include_str!("../../tests/fixtures/certs/x5t-s256.txt");
 
     #[test]
-    fn guids_look_like_guids_and_differ() {
-        let a = guid();
-        assert_eq!(a.len(), 36);
-        assert_eq!(&a[14..15], "4");
-        assert_ne!(a, guid());
-    }
-
-    #[test]
-    fn claims_are_read_from_a_jwt_and_opaque_tokens_give_none() {
-        let p = URL_SAFE_NO_PAD.encode(r#"{"tid":"t1","roles":["A"]}"#);
-        let c = claims(&format!("eyJhbGciOiJub25lIn0.{p}.sig")).unwrap();
-        assert_eq!(c["tid"], "t1");
-        assert!(claims("opaque-token").is_none());
-        assert!(claims("a.b.c").is_none());
-    }
-
-    #[test]
     fn assertion_has_the_documented_header_claims_and_a_valid_signature() {
         for pem in [PEM, PEM1] {
             let cert = AppCertificate::from_pem(pem, None).unwrap();
@@ -238,11 +183,11 @@ mod tests {
             let a = cert.assertion("client-1", aud).unwrap();
             let parts: Vec<&str> = a.expose().split('.').collect();
             assert_eq!(parts.len(), 3);
-            let h: Value =
+            let h: serde_json::Value =
                 serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
             assert_eq!(h["alg"], "PS256");
             assert_eq!(h["x5t#S256"], X5T.trim());
-            let c = claims(a.expose()).unwrap();
+            let c = super::super::claims::claims(a.expose()).unwrap();
             assert_eq!(c["aud"], aud);
             assert_eq!(c["iss"], "client-1");
             assert_eq!(c["sub"], "client-1");
@@ -250,7 +195,8 @@ mod tests {
             assert!(exp > nbf && exp - nbf <= 600);
             assert_ne!(
                 c["jti"],
-                claims(cert.assertion("client-1", aud).unwrap().expose()).unwrap()["jti"]
+                super::super::claims::claims(cert.assertion("client-1", aud).unwrap().expose())
+                    .unwrap()["jti"]
             );
             let key = ring::signature::UnparsedPublicKey::new(
                 &ring::signature::RSA_PSS_2048_8192_SHA256,
