@@ -10,21 +10,23 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use super::config::ClientSeed;
-use super::http::{graph_date, graph_error, header, new_guid, parse_pairs, Ctx, Headers, Resp};
 use super::state::{DeviceCode, Ident, Sim, State, TokenRec};
+use super::wire::{
+    decode_segment, graph_date, graph_error, header, new_guid, parse_pairs, Ctx, Headers, Resp,
+};
 
-pub(crate) const GRAPH_AUDIENCE: &str = "https://graph.microsoft.com";
+pub(super) const GRAPH_AUDIENCE: &str = "https://graph.microsoft.com";
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Endpoint {
+pub(super) enum Endpoint {
     Token,
     DeviceCode,
 }
 
 /// `/{tenant}/oauth2/v2.0/token` or `/devicecode`.
-pub(crate) fn match_path(path: &str) -> Option<(String, Endpoint)> {
+pub(super) fn match_path(path: &str) -> Option<(String, Endpoint)> {
     let p = path.strip_prefix('/')?;
     let (tenant, rest) = p.split_once('/')?;
     let ep = match rest {
@@ -32,7 +34,7 @@ pub(crate) fn match_path(path: &str) -> Option<(String, Endpoint)> {
         "oauth2/v2.0/devicecode" => Endpoint::DeviceCode,
         _ => return None,
     };
-    Some((super::http::decode_segment(tenant), ep))
+    Some((decode_segment(tenant), ep))
 }
 
 /// An Entra token endpoint error.
@@ -66,7 +68,7 @@ fn missing(param: &str, ctx: &Ctx) -> Resp {
 }
 
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn handle(
+pub(super) fn handle(
     sim: &Sim,
     ctx: &Ctx,
     method: &str,
@@ -78,7 +80,7 @@ pub(crate) fn handle(
 ) -> Resp {
     let resp = handle_inner(sim, ctx, method, tenant, ep, host, body);
     let mut st = sim.lock();
-    super::graph::log(sim, &mut st, ctx, method, path, resp.status, None, None);
+    sim.log_request(&mut st, ctx, method, path, resp.status, None, None);
     resp
 }
 
@@ -441,7 +443,7 @@ fn redeem_device_code(sim: &Sim, ctx: &Ctx, client: &ClientSeed, code: Option<&s
 }
 
 /// Approves pending device codes (all, or the one with `user_code`). Returns how many.
-pub(crate) fn approve(st: &mut State, user_code: Option<&str>) -> usize {
+pub(super) fn approve(st: &mut State, user_code: Option<&str>) -> usize {
     let mut n = 0;
     for dc in st.device_codes.values_mut() {
         if !dc.approved
@@ -465,7 +467,7 @@ fn unauthorized(ctx: &Ctx, message: &str) -> Resp {
 }
 
 /// Checks `Authorization: Bearer …` against the tokens issued.
-pub(crate) fn bearer(sim: &Sim, ctx: &Ctx, headers: &Headers) -> Result<Ident, Resp> {
+pub(super) fn bearer(sim: &Sim, ctx: &Ctx, headers: &Headers) -> Result<Ident, Resp> {
     let Some(auth) = header(headers, "authorization") else {
         return Err(unauthorized(ctx, "Access token is empty."));
     };
@@ -763,7 +765,7 @@ mod tests {
 
     #[test]
     fn reads_the_sample_certificate_key() {
-        let cfg = crate::sim::SimConfig::sample();
+        let cfg = crate::sim::config::SimConfig::sample();
         let c = cfg
             .tenant
             .clients

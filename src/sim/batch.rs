@@ -7,17 +7,17 @@ use std::collections::HashMap;
 
 use serde_json::{json, Map, Value};
 
-use super::graph::{execute, Item, Ver};
-use super::http::{graph_error, new_guid, Body, Ctx, Headers, Resp};
+use super::graph::{execute, Item};
 use super::state::{Ident, Sim};
+use super::wire::{graph_error, header, new_guid, Body, Ctx, Headers, Resp, Ver};
 
-pub(crate) const MAX_ITEMS: usize = 20;
+pub(super) const MAX_ITEMS: usize = 20;
 
 fn bad(ctx: &Ctx, msg: &str) -> (Resp, bool) {
     (graph_error(ctx, 400, "BadRequest", msg), false)
 }
 
-pub(crate) fn handle(
+pub(super) fn handle(
     sim: &Sim,
     ctx: &Ctx,
     ident: &Ident,
@@ -147,7 +147,7 @@ pub(crate) fn handle(
                 None | Some(Value::Null) => vec![],
                 Some(b) => b.to_string().into_bytes(),
             };
-            if !body_bytes.is_empty() && super::http::header(&headers, "content-type").is_none() {
+            if !body_bytes.is_empty() && header(&headers, "content-type").is_none() {
                 graph_error(
                     &ictx,
                     400,

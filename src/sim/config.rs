@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use super::clients::SIM_CLIENT_ID;
 use crate::cli::SimArgs;
 
 /// The sample tenant (matches the files in `samples/`).
@@ -324,16 +325,12 @@ fn parse_latency(s: &str) -> anyhow::Result<(u64, u64)> {
 
 /// Makes sure the app `--sim` signs in as exists in a loaded tenant.
 fn ensure_default_client(t: &mut TenantSeed) {
-    if !t
-        .clients
-        .iter()
-        .any(|c| c.client_id == super::SIM_CLIENT_ID)
-    {
+    if !t.clients.iter().any(|c| c.client_id == SIM_CLIENT_ID) {
         if let Some(c) = SimConfig::sample()
             .tenant
             .clients
             .into_iter()
-            .find(|c| c.client_id == super::SIM_CLIENT_ID)
+            .find(|c| c.client_id == SIM_CLIENT_ID)
         {
             t.clients.push(c);
         }
@@ -517,7 +514,7 @@ mod tests {
     #[test]
     fn sample_tenant_matches_the_samples_spec() {
         let t = SimConfig::sample().tenant;
-        assert_eq!(t.tenant_id, crate::sim::SIM_TENANT_ID);
+        assert_eq!(t.tenant_id, crate::sim::clients::SIM_TENANT_ID);
         assert_eq!(t.users.len(), 17);
         let u = |upn: &str| {
             t.users
@@ -603,7 +600,7 @@ mod tests {
     fn debug_never_prints_a_secret() {
         let cfg = SimConfig::sample();
         let dbg = format!("{cfg:?}");
-        assert!(!dbg.contains(crate::sim::SIM_CLIENT_SECRET));
+        assert!(!dbg.contains(crate::sim::clients::SIM_CLIENT_SECRET));
         assert!(!dbg.contains("PRIVATE KEY"));
     }
 }

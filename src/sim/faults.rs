@@ -1,11 +1,12 @@
 //! Injected faults, drawn from the seeded RNG: latency, dropped connections, 5xx answers and
 //! writes whose answer is lost.
 
-use super::http::{graph_error, Ctx, Resp};
 use super::state::State;
+use super::throttle::retry_after_value;
+use super::wire::{graph_error, Ctx, Resp};
 
 /// Before anything else: how long to wait, and whether to drop the connection unanswered.
-pub(crate) fn roll_connection(st: &mut State) -> (u64, bool) {
+pub(super) fn roll_connection(st: &mut State) -> (u64, bool) {
     let f = &st.faults;
     let (lo, hi, drop_rate) = (f.latency_min_ms, f.latency_max_ms, f.drop_rate);
     let latency = if hi > lo { st.rng.u64(lo..=hi) } else { lo };
@@ -14,7 +15,7 @@ pub(crate) fn roll_connection(st: &mut State) -> (u64, bool) {
 }
 
 /// An injected 5xx for one Graph request (or batch item), if the dice say so.
-pub(crate) fn roll_error(st: &mut State, ctx: &Ctx, scale: f64) -> Option<Resp> {
+pub(super) fn roll_error(st: &mut State, ctx: &Ctx, scale: f64) -> Option<Resp> {
     let rate = st.faults.error_rate;
     if rate <= 0.0 || st.rng.f64() >= rate {
         return None;
@@ -42,14 +43,14 @@ pub(crate) fn roll_error(st: &mut State, ctx: &Ctx, scale: f64) -> Option<Resp> 
     };
     if resp.status != 500 && st.rng.bool() {
         let secs = st.rng.u8(1..=3);
-        let value = super::throttle::retry_after_value(f64::from(secs), scale);
+        let value = retry_after_value(f64::from(secs), scale);
         return Some(resp.with_header("Retry-After", value));
     }
     Some(resp)
 }
 
 /// After a write was applied: whether its answer is lost.
-pub(crate) fn roll_lost_write(st: &mut State) -> bool {
+pub(super) fn roll_lost_write(st: &mut State) -> bool {
     let rate = st.faults.lost_write_rate;
     rate > 0.0 && st.rng.f64() < rate
 }

@@ -5,17 +5,17 @@
 //! "Advanced queries" (lambda `any`, `ne`, `not`, `endswith`, `eq null`) need
 //! `ConsistencyLevel: eventual` and `$count=true`; [`Filter::advanced`] tells the caller.
 
-use super::http::GErr;
+use super::wire::GErr;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Kind {
+pub(super) enum Kind {
     Str,
     Bool,
     List,
 }
 
 /// A property value while evaluating.
-pub(crate) enum Val {
+pub(super) enum Val {
     Str(Option<String>),
     Bool(bool),
     List(Vec<String>),
@@ -43,7 +43,7 @@ enum Expr {
 
 /// A parsed filter.
 #[derive(Clone, Debug)]
-pub(crate) struct Filter {
+pub(super) struct Filter {
     expr: Expr,
     /// Uses an advanced query feature.
     pub advanced: bool,
@@ -135,7 +135,7 @@ fn tokenize(src: &str) -> Result<Vec<(Tok, usize)>, GErr> {
 }
 
 /// The properties a filter may name: canonical name and kind, looked up case-insensitively.
-pub(crate) type Schema = fn(&str) -> Option<(&'static str, Kind)>;
+pub(super) type Schema = fn(&str) -> Option<(&'static str, Kind)>;
 
 struct Parser<'a> {
     src: &'a str,

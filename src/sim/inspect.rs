@@ -1,10 +1,10 @@
 //! The inspection API for tests and demos (`/_sim/...`, no token needed, never throttled or
 //! faulted):
 //! - `GET /_sim/state`: every user's `{userPrincipalName, id, perUserMfaState}`
-//! - `GET /_sim/counters`: [`super::Counters`]
-//! - `GET /_sim/log`: the request log ([`super::LogEntry`] list)
+//! - `GET /_sim/counters`: [`Counters`]
+//! - `GET /_sim/log`: the request log ([`super::state::LogEntry`] list)
 //! - `GET /_sim/faults`, `POST /_sim/faults`: read / change the fault options (JSON object,
-//!   fields of [`super::FaultConfig`]; only the fields given change)
+//!   fields of [`FaultConfig`]; only the fields given change)
 //! - `POST /_sim/revoke-tokens`: every token issued so far stops working
 //! - `POST /_sim/reset-counters`: counters and log back to zero
 //! - `POST /_sim/approve-device-code`: approve pending device codes (body `{"user_code":"…"}`
@@ -12,11 +12,12 @@
 
 use serde_json::{json, Value};
 
+use super::auth;
 use super::config::FaultConfig;
-use super::http::{graph_error, Ctx, Resp};
 use super::state::{Counters, Sim};
+use super::wire::{graph_error, Ctx, Resp};
 
-pub(crate) fn handle(
+pub(super) fn handle(
     sim: &Sim,
     method: &str,
     path: &str,
@@ -26,7 +27,7 @@ pub(crate) fn handle(
 ) -> Resp {
     let ok = |v: Value| Resp::json(200, v);
     match (method, path.trim_end_matches('/')) {
-        ("GET", "/_sim/state") => ok(json!(super::users_state_of(sim))),
+        ("GET", "/_sim/state") => ok(json!(sim.users_state())),
         ("GET", "/_sim/counters") => ok(json!(sim.lock().counters.clone())),
         ("GET", "/_sim/log") => ok(json!(sim.lock().log.iter().collect::<Vec<_>>())),
         ("GET", "/_sim/faults") => ok(json!(sim.lock().faults.clone())),
@@ -64,7 +65,7 @@ pub(crate) fn handle(
         ("POST", "/_sim/approve-device-code") => {
             let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
             let code = v.get("user_code").and_then(Value::as_str);
-            let n = super::auth::approve(&mut sim.lock(), code);
+            let n = auth::approve(&mut sim.lock(), code);
             ok(json!({"approved": n}))
         }
         _ => graph_error(ctx, 404, "BadRequest", "Unknown simulator endpoint."),

@@ -5,9 +5,9 @@
 use serde_json::{json, Value};
 
 use super::filter::{Filter, Kind, Val};
-use super::graph::{page, Query, Ver};
-use super::http::{Ctx, GErr, Resp};
+use super::query::{page, Query};
 use super::state::{Ident, Sim, State, User};
+use super::wire::{Ctx, GErr, Resp, Ver};
 
 const METHODS_READ: &[&str] = &[
     "UserAuthenticationMethod.Read.All",
@@ -74,7 +74,7 @@ fn method_json(u: &User, n: usize, kind: &str) -> Value {
     }
 }
 
-pub(crate) fn list(
+pub(super) fn list(
     st: &State,
     ctx: &Ctx,
     ident: &Ident,
@@ -180,7 +180,7 @@ fn check_report(sim: &Sim, st: &State, ident: &Ident) -> Result<(), GErr> {
     Ok(())
 }
 
-pub(crate) fn reg_list(
+pub(super) fn reg_list(
     sim: &Sim,
     st: &State,
     ctx: &Ctx,
@@ -219,7 +219,7 @@ pub(crate) fn reg_list(
     Ok(page(ctx, ver, rest, q, items, context))
 }
 
-pub(crate) fn reg_one(
+pub(super) fn reg_one(
     sim: &Sim,
     st: &State,
     ctx: &Ctx,

@@ -19,27 +19,41 @@
 //!
 //! Inspection: in-process through [`SimHandle`] (`users_state`, `counters`, `request_log`,
 //! `revoke_tokens`, `set_faults`, `reset_counters`, `approve_device_codes`), and over HTTP
-//! under `/_sim/` (see [`inspect`]) for a simulator running as a child process.
+//! under `/_sim/` (see `README.md` in this directory) for a simulator running as a child
+//! process.
 
+// Layers (each file uses only files above it, so there is no import circle):
+// `wire` (shapes), `throttle`, `clients`, `config`, `state`, `filter`, `query`, `faults`,
+// `auth`, `users`, `methods`, `requirements`, `graph` (one request), `batch`, `inspect`,
+// `server` (listener and dispatcher), and this file (the public API).
 mod auth;
 mod batch;
+mod clients;
 mod config;
 mod faults;
 mod filter;
 mod graph;
-mod http;
-pub mod inspect;
+mod inspect;
 mod methods;
+mod query;
 mod requirements;
+mod server;
 mod state;
 mod throttle;
 mod users;
+mod wire;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 
+pub use clients::{
+    SIM_CERT_CLIENT_ID, SIM_CERT_PEM, SIM_CLIENT_ID, SIM_CLIENT_SECRET, SIM_DEVICE_CLIENT_ID,
+    SIM_DEVICE_HELPDESK_CLIENT_ID, SIM_PUBKEY_CLIENT_ID, SIM_READONLY_CLIENT_ID,
+    SIM_READONLY_CLIENT_SECRET, SIM_TENANT_ID, SIM_USERS_ONLY_CLIENT_ID,
+    SIM_USERS_ONLY_CLIENT_SECRET,
+};
 pub use config::{
     generate_tenant, AdminSeed, ClientSeed, FaultConfig, Limits, SimConfig, TenantSeed, UserSeed,
     SAMPLE_TENANT_JSON,
@@ -48,30 +62,6 @@ pub use state::{Counters, LogEntry, UserState};
 
 use crate::cli::SimArgs;
 use crate::exit::ExitCode;
-
-pub const SIM_TENANT_ID: &str = "8d3c2e1a-5b7f-4c6d-9e0a-1f2b3c4d5e6f";
-pub const SIM_CLIENT_ID: &str = "3f9a1c52-7d4e-4b8a-a6c1-0e2d5f7b9a13";
-pub const SIM_CLIENT_SECRET: &str = "sim-secret-not-a-real-credential";
-
-/// `readonly-app`: `Policy.Read.All` and `User.Read.All` only (PATCH answers 403).
-pub const SIM_READONLY_CLIENT_ID: &str = "5b0e7f3c-2a41-4d8e-9c6b-7a1d2e3f4b50";
-pub const SIM_READONLY_CLIENT_SECRET: &str = "sim-readonly-secret-not-a-real-credential";
-/// `users-only-app`: `User.Read.All` only (reading the MFA state answers 403).
-pub const SIM_USERS_ONLY_CLIENT_ID: &str = "6c1f8a4d-3b52-4e9f-8d7c-8b2e3f4a5c61";
-pub const SIM_USERS_ONLY_CLIENT_SECRET: &str = "sim-usersonly-secret-not-a-real-credential";
-/// `cert-app`: all permissions, signs in with the certificate in [`SIM_CERT_PEM`].
-pub const SIM_CERT_CLIENT_ID: &str = "7d2a9b5e-4c63-4fa0-9e8d-9c3f4a5b6d72";
-/// Certificate and private key (PEM, unencrypted PKCS#8) of `cert-app`. A test credential of
-/// the simulator only: it opens nothing anywhere else.
-pub const SIM_CERT_PEM: &str = include_str!("sim-app-cert.pem");
-/// Public client for the device code flow; the signed-in admin is `it.admin@northwind.example`
-/// (Authentication Policy Administrator).
-pub const SIM_DEVICE_CLIENT_ID: &str = "8e3bac6f-5d74-40b1-af9e-ad4a5b6c7e83";
-/// Public client whose signed-in user is only a Helpdesk Administrator (delegated writes of the
-/// MFA state answer 403).
-pub const SIM_DEVICE_HELPDESK_CLIENT_ID: &str = "9f4cbd70-6e85-41c2-b0af-be5b6c7d8f94";
-/// `pubkey-app`: registered with a bare public key (the key of [`SIM_CERT_PEM`]), read-only.
-pub const SIM_PUBKEY_CLIENT_ID: &str = "a05dce81-7f96-42d3-81b0-cf6c7d8e9fa5";
 
 /// A running simulator. Dropping it stops the server.
 pub struct SimHandle {
@@ -95,7 +85,7 @@ impl SimHandle {
 
     /// Every user's per-user MFA state, in tenant order.
     pub fn users_state(&self) -> Vec<UserState> {
-        users_state_of(&self.sim)
+        self.sim.users_state()
     }
 
     /// The per-user MFA state of one user (by UPN or id, any case).
@@ -148,18 +138,6 @@ impl Drop for SimHandle {
     }
 }
 
-pub(crate) fn users_state_of(sim: &state::Sim) -> Vec<UserState> {
-    sim.lock()
-        .users
-        .iter()
-        .map(|u| UserState {
-            user_principal_name: u.upn().to_string(),
-            id: u.id().to_string(),
-            per_user_mfa_state: u.state().to_string(),
-        })
-        .collect()
-}
-
 /// Starts the simulator on a loopback port (on the current tokio runtime) and returns at once.
 pub async fn start(cfg: SimConfig) -> anyhow::Result<SimHandle> {
     if !cfg.listen.ip().is_loopback() {
@@ -174,12 +152,12 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<SimHandle> {
     let addr = listener.local_addr()?;
     let sim = Arc::new(state::Sim::new(cfg));
     let app = axum::Router::new()
-        .fallback(http::handle)
+        .fallback(server::handle)
         .with_state(sim.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(
-        http::SimListener(listener),
-        app.into_make_service_with_connect_info::<http::ConnKill>(),
+        server::SimListener(listener),
+        app.into_make_service_with_connect_info::<server::ConnKill>(),
     )
     .with_graceful_shutdown(async move {
         let _ = rx.await;
@@ -222,4 +200,15 @@ pub fn run_cli(args: &SimArgs) -> anyhow::Result<ExitCode> {
         handle.shutdown();
         anyhow::Ok(ExitCode::Success)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn handle_and_config_cross_threads() {
+        send_sync::<super::SimHandle>();
+        send_sync::<super::SimConfig>();
+    }
 }

@@ -3,8 +3,8 @@
 
 use serde_json::{json, Value};
 
-use super::http::{Ctx, GErr, Resp};
 use super::state::{Ident, State};
+use super::wire::{Ctx, GErr, Resp};
 
 const READ: &[&str] = &["Policy.Read.All", "Policy.ReadWrite.AuthenticationMethod"];
 const WRITE: &[&str] = &["Policy.ReadWrite.AuthenticationMethod"];
@@ -22,7 +22,7 @@ const ADMIN_WRITE: &[&str] = &[
     "Global Administrator",
 ];
 
-pub(crate) fn get(st: &State, ctx: &Ctx, ident: &Ident, key: &str) -> Result<Resp, GErr> {
+pub(super) fn get(st: &State, ctx: &Ctx, ident: &Ident, key: &str) -> Result<Resp, GErr> {
     if !ident.allows(READ, ADMIN_READ) {
         return Err(GErr::denied());
     }
@@ -41,7 +41,7 @@ pub(crate) fn get(st: &State, ctx: &Ctx, ident: &Ident, key: &str) -> Result<Res
     ))
 }
 
-pub(crate) fn patch(st: &mut State, ident: &Ident, key: &str, body: &[u8]) -> Result<Resp, GErr> {
+pub(super) fn patch(st: &mut State, ident: &Ident, key: &str, body: &[u8]) -> Result<Resp, GErr> {
     if !ident.allows(WRITE, ADMIN_WRITE) {
         return Err(GErr::denied());
     }

@@ -9,10 +9,11 @@ use serde::Serialize;
 
 use super::config::{ClientSeed, FaultConfig, SimConfig, UserSeed};
 use super::throttle::Throttle;
+use super::wire::Ctx;
 
 /// Simulated time: real time multiplied by `time_scale`.
 #[derive(Clone, Debug)]
-pub(crate) struct Clock {
+pub(super) struct Clock {
     start: Instant,
     scale: f64,
 }
@@ -43,7 +44,7 @@ impl Clock {
 
 /// A user as the simulator holds it.
 #[derive(Clone, Debug)]
-pub(crate) struct User {
+pub(super) struct User {
     pub seed: UserSeed,
 }
 
@@ -68,7 +69,7 @@ impl User {
 
 /// Who a request is from, as read from its access token.
 #[derive(Clone, Debug)]
-pub(crate) struct Ident {
+pub(super) struct Ident {
     pub client_id: String,
     pub app_name: String,
     /// Application permissions (app-only tokens).
@@ -96,7 +97,7 @@ impl Ident {
 }
 
 #[derive(Clone, Debug)]
-pub(crate) struct TokenRec {
+pub(super) struct TokenRec {
     pub ident: Ident,
     /// Simulated time it stops working.
     pub expires_at: f64,
@@ -105,7 +106,7 @@ pub(crate) struct TokenRec {
 }
 
 #[derive(Clone, Debug)]
-pub(crate) struct DeviceCode {
+pub(super) struct DeviceCode {
     pub client_id: String,
     pub user_code: String,
     pub scopes: Vec<String>,
@@ -175,7 +176,7 @@ pub struct UserState {
 
 /// Positions of the users by lower-case id and UPN (users are never added or removed).
 #[derive(Default)]
-pub(crate) struct UserIndex {
+pub(super) struct UserIndex {
     by_id: HashMap<String, usize>,
     by_upn: HashMap<String, usize>,
 }
@@ -191,7 +192,7 @@ impl UserIndex {
     }
 }
 
-pub(crate) struct State {
+pub(super) struct State {
     pub users: Vec<User>,
     user_index: UserIndex,
     pub tokens: HashMap<String, TokenRec>,
@@ -206,10 +207,10 @@ pub(crate) struct State {
     pub in_flight: u64,
 }
 
-pub(crate) const LOG_CAP: usize = 100_000;
+pub(super) const LOG_CAP: usize = 100_000;
 
 /// The shared simulator.
-pub(crate) struct Sim {
+pub(super) struct Sim {
     pub cfg: SimConfig,
     pub clock: Clock,
     pub ru_budget: u32,
@@ -278,11 +279,45 @@ impl Sim {
         st.faults.premium.unwrap_or(self.cfg.tenant.premium)
     }
 
-    pub fn log(&self, st: &mut State, entry: LogEntry) {
+    /// Adds one request to the log (the oldest entries go beyond [`LOG_CAP`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn log_request(
+        &self,
+        st: &mut State,
+        ctx: &Ctx,
+        method: &str,
+        url: &str,
+        status: u16,
+        app: Option<&str>,
+        batch_item: Option<&str>,
+    ) {
+        let entry = LogEntry {
+            t_ms: self.clock.real_ms(),
+            method: method.to_string(),
+            url: url.to_string(),
+            status,
+            request_id: ctx.request_id.clone(),
+            client_request_id: ctx.client_request_id.clone(),
+            app: app.map(str::to_string),
+            batch_item: batch_item.map(str::to_string),
+        };
         if st.log.len() >= LOG_CAP {
             st.log.pop_front();
         }
         st.log.push_back(entry);
+    }
+
+    /// Every user's per-user MFA state, in tenant order.
+    pub fn users_state(&self) -> Vec<UserState> {
+        self.lock()
+            .users
+            .iter()
+            .map(|u| UserState {
+                user_principal_name: u.upn().to_string(),
+                id: u.id().to_string(),
+                per_user_mfa_state: u.state().to_string(),
+            })
+            .collect()
     }
 }
 
@@ -297,16 +332,5 @@ impl State {
             (Some(a), Some(b)) => Some(*a.min(b)),
             (a, b) => a.or(b).copied(),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    fn send_sync<T: Send + Sync>() {}
-
-    #[test]
-    fn handle_and_config_cross_threads() {
-        send_sync::<crate::sim::SimHandle>();
-        send_sync::<crate::sim::SimConfig>();
     }
 }

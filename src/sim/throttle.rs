@@ -10,7 +10,7 @@ use std::collections::{HashMap, VecDeque};
 
 /// A sliding window of (time, amount) entries.
 #[derive(Debug, Default)]
-pub(crate) struct Window {
+pub(super) struct Window {
     entries: VecDeque<(f64, u64)>,
     sum: u64,
 }
@@ -47,20 +47,20 @@ impl Window {
     }
 }
 
-pub(crate) const RU_SPAN: f64 = 10.0;
-pub(crate) const WRITE_SPAN: f64 = 150.0;
-pub(crate) const REPORT_SPAN: f64 = 10.0;
-pub(crate) const TENANT_WRITE_SPAN: f64 = 300.0;
+pub(super) const RU_SPAN: f64 = 10.0;
+pub(super) const WRITE_SPAN: f64 = 150.0;
+pub(super) const REPORT_SPAN: f64 = 10.0;
+pub(super) const TENANT_WRITE_SPAN: f64 = 300.0;
 
 #[derive(Debug, Default)]
-pub(crate) struct AppWindows {
+pub(super) struct AppWindows {
     ru: Window,
     writes: Window,
     reports: Window,
 }
 
 #[derive(Debug, Default)]
-pub(crate) struct Throttle {
+pub(super) struct Throttle {
     apps: HashMap<String, AppWindows>,
     /// Writes of all apps together.
     tenant_writes: Window,
@@ -68,13 +68,13 @@ pub(crate) struct Throttle {
 
 /// What one Graph request costs.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Cost {
+pub(super) struct Cost {
     pub ru: u64,
     pub write: bool,
     pub report: bool,
 }
 
-pub(crate) struct Limits {
+pub(super) struct Limits {
     pub ru: u64,
     pub writes: u64,
     pub reports: u64,
@@ -119,7 +119,7 @@ impl Throttle {
 /// `Retry-After` for a wait of `sim_wait` simulated seconds: whole simulated seconds (at least
 /// one, as Graph sends), converted to real seconds. With `time_scale` 1 this is an integer, as
 /// from Graph; with a time scale it is a decimal number of real seconds (e.g. `0.3`).
-pub(crate) fn retry_after_value(sim_wait: f64, scale: f64) -> String {
+pub(super) fn retry_after_value(sim_wait: f64, scale: f64) -> String {
     let whole = sim_wait.ceil().max(1.0);
     let real = whole / scale;
     if real.fract() == 0.0 {

@@ -4,12 +4,12 @@
 use serde_json::{json, Map, Value};
 
 use super::filter::{Filter, Kind, Val};
-use super::graph::{page, require_advanced, Query, Ver};
-use super::http::{header, Ctx, GErr, Headers, Resp};
+use super::query::{page, require_advanced, Query};
 use super::state::{Ident, Sim, State, User};
+use super::wire::{header, Ctx, GErr, Headers, Resp, Ver};
 
 /// Permissions that let an app read users.
-pub(crate) const USER_READ: &[&str] = &[
+pub(super) const USER_READ: &[&str] = &[
     "User.Read.All",
     "User.ReadWrite.All",
     "Directory.Read.All",
@@ -53,7 +53,7 @@ fn canonical(name: &str) -> Option<&'static str> {
     PROPS.iter().copied().find(|p| p.eq_ignore_ascii_case(name))
 }
 
-pub(crate) fn schema(name: &str) -> Option<(&'static str, Kind)> {
+pub(super) fn schema(name: &str) -> Option<(&'static str, Kind)> {
     let p = canonical(name)?;
     let kind = match p {
         "otherMails" | "proxyAddresses" | "businessPhones" => Kind::List,
@@ -67,7 +67,7 @@ fn opt(s: &Option<String>) -> Value {
     s.as_ref().map_or(Value::Null, |v| Value::String(v.clone()))
 }
 
-pub(crate) fn prop(u: &User, p: &str) -> Value {
+pub(super) fn prop(u: &User, p: &str) -> Value {
     let s = &u.seed;
     match p {
         "id" => json!(s.id),
@@ -140,7 +140,7 @@ fn context_users(ctx: &Ctx, ver: Ver, sel: &Option<Vec<&'static str>>) -> String
     }
 }
 
-pub(crate) fn get(
+pub(super) fn get(
     st: &State,
     ctx: &Ctx,
     ident: &Ident,
@@ -182,7 +182,7 @@ fn filtered<'a>(st: &'a State, q: &Query, h: &Headers) -> Result<Vec<&'a User>, 
         .collect())
 }
 
-pub(crate) fn list(
+pub(super) fn list(
     st: &State,
     ctx: &Ctx,
     ident: &Ident,
@@ -222,7 +222,7 @@ pub(crate) fn list(
     ))
 }
 
-pub(crate) fn count(st: &State, ident: &Ident, q: &Query, h: &Headers) -> Result<Resp, GErr> {
+pub(super) fn count(st: &State, ident: &Ident, q: &Query, h: &Headers) -> Result<Resp, GErr> {
     if !ident.allows(USER_READ, &[]) {
         return Err(GErr::denied());
     }
@@ -241,7 +241,7 @@ pub(crate) fn count(st: &State, ident: &Ident, q: &Query, h: &Headers) -> Result
     Ok(Resp::text(200, n.to_string()))
 }
 
-pub(crate) fn me(ctx: &Ctx, ident: &Ident, ver: Ver) -> Result<Resp, GErr> {
+pub(super) fn me(ctx: &Ctx, ident: &Ident, ver: Ver) -> Result<Resp, GErr> {
     let Some(u) = &ident.user else {
         return Err(GErr::bad(
             "/me request is only valid with delegated authentication flow.",
@@ -258,7 +258,7 @@ pub(crate) fn me(ctx: &Ctx, ident: &Ident, ver: Ver) -> Result<Resp, GErr> {
     ))
 }
 
-pub(crate) fn organization(sim: &Sim, ctx: &Ctx, ver: Ver) -> Resp {
+pub(super) fn organization(sim: &Sim, ctx: &Ctx, ver: Ver) -> Resp {
     let t = &sim.cfg.tenant;
     let mut domains =
         vec![json!({"name": t.domain, "isDefault": true, "isInitial": false, "type": "Managed"})];

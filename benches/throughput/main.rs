@@ -16,13 +16,11 @@
 //! result files and the journal go; default `target/bench-work`), `BENCH_DUMP_LOG=1` (write
 //! the simulator's request log of each apply / dry-run next to them).
 
-#[path = "throughput/baseline.rs"]
 mod baseline;
-#[path = "throughput/child.rs"]
 mod child;
+mod table;
 
 use std::collections::{BTreeMap, HashSet};
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,6 +31,8 @@ use mfa_bulk::sim::{
 };
 use serde::Serialize;
 use serde_json::Value;
+
+use table::Results;
 
 /// Graph's documented write limit: 3,000 writes per 150 s per app per tenant.
 const GRAPH_WRITES_PER_SEC: f64 = 3000.0 / 150.0;
@@ -879,211 +879,6 @@ fn machine() -> Machine {
     }
 }
 
-#[derive(Debug, Default, Serialize)]
-struct Results {
-    settings: Option<Settings>,
-    machine: Option<Machine>,
-    apply: Vec<ApplyFigures>,
-    dry_run: Vec<DryRunFigures>,
-    baseline: Vec<BaselineFigures>,
-    memory: Vec<MemFigures>,
-    errors: Vec<String>,
-}
-
-fn pct(v: f64) -> String {
-    format!("{:.1} %", v * 100.0)
-}
-
-fn state_cell(c: &StateCheck) -> String {
-    if c.ok {
-        "exact".into()
-    } else {
-        format!(
-            "**{} wrong** ({} not written, {} written wrongly)",
-            c.wrong_state, c.missing_writes, c.unexpected_writes
-        )
-    }
-}
-
-fn yes_no(ok: bool) -> &'static str {
-    if ok {
-        "exact"
-    } else {
-        "**WRONG**"
-    }
-}
-
-fn table(r: &Results) -> String {
-    let s = r.settings.as_ref().expect("settings");
-    let mut t = String::new();
-    let _ = writeln!(
-        t,
-        "Time scale {} for apply and the baseline, {} for dry-run: Graph's windows, \
-         Retry-After and the latency ({}–{} ms per HTTP request) run that many times faster; \
-         the tool is given `--write-rate` and `--rate` multiplied by the same factor. \
-         Rates below are per real second at that scale.\n",
-        s.scale, s.dryrun_scale, GRAPH_LATENCY_MS.0, GRAPH_LATENCY_MS.1
-    );
-    let apply = &r.apply;
-    if !apply.is_empty() {
-        let _ = writeln!(
-            t,
-            "| apply | users (changes) | scale | wall s | writes/s / limit | of limit (≥ 90 %) | 429s (≤ 1 %) | vs baseline loop (no faults) | final state | exit |"
-        );
-        let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|---|");
-        for f in apply {
-            let vs = r
-                .baseline
-                .iter()
-                .find(|b| b.users_listed == f.users_listed && b.time_scale == f.time_scale)
-                .map(|b| {
-                    let est = if b.sample < b.users_listed {
-                        format!(", baseline extrapolated from its first {}", b.sample)
-                    } else {
-                        String::new()
-                    };
-                    format!(
-                        "{:.2}× its time ({:.1}× faster{est})",
-                        f.wall_secs / b.extrapolated_secs,
-                        b.extrapolated_secs / f.wall_secs
-                    )
-                })
-                .unwrap_or_else(|| "–".into());
-            let _ =
-                writeln!(
-                t,
-                "| {} | {} ({}) | {} | {:.1} | {:.1} / {:.0} | {} | {} ({} of {}) | {} | {} | {} |",
-                f.label,
-                f.users_listed,
-                f.changes_needed,
-                f.time_scale,
-                f.wall_secs,
-                f.writes_per_sec,
-                f.write_limit_per_sec,
-                pct(f.write_fraction),
-                pct(f.throttled_fraction),
-                f.throttled,
-                f.requests,
-                vs,
-                state_cell(&f.state),
-                f.exit_code.map(|c| c.to_string()).unwrap_or("killed".into()),
-            );
-        }
-        let _ = writeln!(t);
-        let _ = writeln!(
-            t,
-            "| apply (cost) | users | Graph requests / changed user (floor) | RU / changed user | HTTP requests / changed user | max writes to one user | peak RSS | CPU s: tool, simulator | load before | fsync ms |"
-        );
-        let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|---|");
-        for f in apply {
-            let _ = writeln!(
-                t,
-                "| {} | {} | {:.2} ({:.2}) | {:.2} | {:.3} | {} | {:.0} MiB | {:.1}, {:.1} | {:.1} | {:.2} |",
-                f.label,
-                f.users_listed,
-                f.requests_per_changed_user,
-                f.floor_requests_per_changed_user,
-                f.ru_per_changed_user,
-                f.http_per_changed_user,
-                f.state.max_writes_per_user,
-                f.peak_rss_mib,
-                f.tool_cpu_secs,
-                f.sim_cpu_secs,
-                f.load_before,
-                f.fsync_ms,
-            );
-        }
-        let _ = writeln!(t);
-    }
-    if !r.baseline.is_empty() {
-        let _ = writeln!(
-            t,
-            "| baseline loop | users | measured on | measured s | time for all users s | requests | 429s | final state (sample) |"
-        );
-        let _ = writeln!(t, "|---|---|---|---|---|---|---|---|");
-        for b in &r.baseline {
-            let _ = writeln!(
-                t,
-                "| GET, PATCH if needed, sleep {BASELINE_RETRY_SECS} s (scaled) on 429 | {} | {} | {:.1} | {:.1}{} | {} | {} | {} |",
-                b.users_listed,
-                if b.sample < b.users_listed { format!("first {}", b.sample) } else { "all".into() },
-                b.measured_secs,
-                b.extrapolated_secs,
-                if b.sample < b.users_listed { " (extrapolated)" } else { "" },
-                b.requests,
-                b.throttled,
-                yes_no(b.state.ok)
-            );
-        }
-        let _ = writeln!(t);
-    }
-    if !r.dry_run.is_empty() {
-        let _ = writeln!(
-            t,
-            "| dry-run | users | scale | wall s | users/s / allowed by RU budget | of budget (≥ 90 %) | reads phase: of budget | RU / user (needed) | HTTP / user | 429s | tenant untouched | peak RSS | exit |"
-        );
-        let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-        for f in &r.dry_run {
-            let _ = writeln!(
-                t,
-                "| clean | {} | {} | {:.2} | {:.0} / {:.0} | {} | {} | {:.3} ({:.3}) | {:.3} | {} | {} | {:.0} MiB | {} |",
-                f.users_listed,
-                f.time_scale,
-                f.wall_secs,
-                f.users_per_sec,
-                f.allowed_users_per_sec,
-                pct(f.fraction),
-                pct(f.read_phase_fraction),
-                f.ru_spent_per_user,
-                f.needed_ru_per_user,
-                f.http_per_user,
-                pct(f.throttled_fraction),
-                if f.state.ok { "yes" } else { "**NO**" },
-                f.peak_rss_mib,
-                f.exit_code.map(|c| c.to_string()).unwrap_or("killed".into()),
-            );
-        }
-        let _ = writeln!(t);
-    }
-    if !r.memory.is_empty() {
-        let _ = writeln!(
-            t,
-            "| memory | rows | input MiB | wall s | peak RSS (VmHWM) | exit |"
-        );
-        let _ = writeln!(t, "|---|---|---|---|---|---|");
-        for m in &r.memory {
-            let _ = writeln!(
-                t,
-                "| {} | {} | {:.1} | {:.1} | {:.1} MiB | {} |",
-                m.note,
-                m.rows,
-                m.input_mib,
-                m.wall_secs,
-                m.peak_rss_mib,
-                m.exit_code
-                    .map(|c| c.to_string())
-                    .unwrap_or("killed".into()),
-            );
-        }
-        let _ = writeln!(t);
-    }
-    for e in &r.errors {
-        let _ = writeln!(t, "error: {e}");
-    }
-    t
-}
-
-fn save(r: &Results, path: &Path) {
-    match serde_json::to_string_pretty(r) {
-        Ok(s) => {
-            if let Err(e) = std::fs::write(path, s) {
-                eprintln!("[bench] could not write {}: {e}", path.display());
-            }
-        }
-        Err(e) => eprintln!("[bench] could not serialise the results: {e}"),
-    }
-}
-
 fn main() -> anyhow::Result<()> {
     // `cargo bench` passes --bench; `cargo test --benches` does not: then do nothing.
     if !std::env::args().any(|a| a == "--bench") {
@@ -1163,13 +958,13 @@ fn main() -> anyhow::Result<()> {
             ) {
                 r.apply.push(f);
             }
-            save(&r, &results_path);
+            table::save(&r, &results_path);
         }
         if s.part("baseline") {
             if let Some(f) = attempt!(format!("baseline {}", case.n), baseline_run(&mut b, case)) {
                 r.baseline.push(f);
             }
-            save(&r, &results_path);
+            table::save(&r, &results_path);
         }
         if s.part("faults") {
             if let Some(f) = attempt!(
@@ -1178,13 +973,13 @@ fn main() -> anyhow::Result<()> {
             ) {
                 r.apply.push(f);
             }
-            save(&r, &results_path);
+            table::save(&r, &results_path);
         }
         if s.part("dryrun") {
             if let Some(f) = attempt!(format!("dry-run {}", case.n), dry_run(&mut b, case)) {
                 r.dry_run.push(f);
             }
-            save(&r, &results_path);
+            table::save(&r, &results_path);
         }
     }
     // Controls for the smallest size: the same apply in real time (scale 1), where local
@@ -1202,7 +997,7 @@ fn main() -> anyhow::Result<()> {
         ) {
             r.apply.push(f);
         }
-        save(&r, &results_path);
+        table::save(&r, &results_path);
         let real_time_faults = Variant {
             label: "5 % faults, real time (scale 1)".into(),
             faults: true,
@@ -1214,7 +1009,7 @@ fn main() -> anyhow::Result<()> {
         ) {
             r.apply.push(f);
         }
-        save(&r, &results_path);
+        table::save(&r, &results_path);
         let shm = PathBuf::from("/dev/shm");
         if shm.is_dir() {
             b.run_root = Some(shm.join(format!("mfa-bulk-bench-{}", std::process::id())));
@@ -1232,7 +1027,7 @@ fn main() -> anyhow::Result<()> {
             if let Some(d) = b.run_root.take() {
                 let _ = std::fs::remove_dir_all(d);
             }
-            save(&r, &results_path);
+            table::save(&r, &results_path);
         }
     }
     if s.part("memory") {
@@ -1240,13 +1035,13 @@ fn main() -> anyhow::Result<()> {
             if let Some(f) = attempt!(format!("validate {rows}"), mem_validate(&mut b, rows)) {
                 r.memory.push(f);
             }
-            save(&r, &results_path);
+            table::save(&r, &results_path);
         }
         for &rows in &s.mem_rows {
             if let Some(f) = attempt!(format!("dry-run {rows}"), mem_dry_run(&mut b, rows)) {
                 r.memory.push(f);
             }
-            save(&r, &results_path);
+            table::save(&r, &results_path);
         }
     }
     let m = r.machine.as_ref().expect("machine");
@@ -1254,7 +1049,7 @@ fn main() -> anyhow::Result<()> {
         "\nmfa-bulk throughput benchmark ({} cores, {}, {}, commit {})\n",
         m.nproc, m.cpu_model, m.mem_total, m.commit
     );
-    println!("{}", table(&r));
+    println!("{}", table::render(&r));
     println!("Raw numbers: {}", results_path.display());
     Ok(())
 }

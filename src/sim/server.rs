@@ -1,31 +1,35 @@
-//! The HTTP layer: a loopback listener whose connections can be cut without an answer (for
-//! injected faults), one axum handler that reads the whole request and dispatches it to the
-//! token endpoint, the Graph API or the inspection API, and Graph's response and error shapes.
+//! The server: a loopback listener whose connections can be cut without an answer (for
+//! injected faults), and one axum handler that reads the whole request and dispatches it to the
+//! token endpoint, the Graph API (one request or a `$batch`) or the inspection API. The shapes
+//! it sends are in `wire.rs`.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::serve::{IncomingStream, Listener};
-use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::graph::{execute, split_version, Item};
 use super::state::Sim;
+use super::wire::{graph_error, header, new_guid, Body, Ctx, Headers, Resp};
+use super::{auth, batch, faults, inspect};
 
 /// Listener whose connections carry a kill switch.
-pub(crate) struct SimListener(pub TcpListener);
+pub(super) struct SimListener(pub TcpListener);
 
 /// The kill switch of one connection: once set, reads and writes fail, so hyper closes the
 /// connection without writing the answer and the client sees a connection error.
 #[derive(Clone, Debug)]
-pub(crate) struct ConnKill(Arc<AtomicBool>);
+pub(super) struct ConnKill(Arc<AtomicBool>);
 
 impl ConnKill {
     pub fn kill(&self) {
@@ -33,7 +37,7 @@ impl ConnKill {
     }
 }
 
-pub(crate) struct KillIo {
+pub(super) struct KillIo {
     inner: TcpStream,
     kill: Arc<AtomicBool>,
 }
@@ -128,154 +132,8 @@ impl Connected<IncomingStream<'_, SimListener>> for ConnKill {
     }
 }
 
-/// Per-request context: ids for the headers and the error envelope, and the base URL the
-/// client used (for `@odata.nextLink` and `@odata.context`).
-#[derive(Clone, Debug)]
-pub(crate) struct Ctx {
-    pub request_id: String,
-    pub client_request_id: String,
-    pub base: String,
-}
-
-pub(crate) fn new_guid() -> String {
-    let h = format!("{:032x}", fastrand::u128(..));
-    format!(
-        "{}-{}-4{}-a{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[13..16],
-        &h[17..20],
-        &h[20..32]
-    )
-}
-
-pub(crate) fn graph_date() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string()
-}
-
-#[derive(Clone, Debug)]
-pub(crate) enum Body {
-    Empty,
-    Json(Value),
-    Text(String),
-}
-
-/// An answer, before it becomes HTTP (or a `$batch` item).
-#[derive(Clone, Debug)]
-pub(crate) struct Resp {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Body,
-}
-
-impl Resp {
-    pub fn json(status: u16, v: Value) -> Resp {
-        Resp {
-            status,
-            headers: vec![],
-            body: Body::Json(v),
-        }
-    }
-    pub fn empty(status: u16) -> Resp {
-        Resp {
-            status,
-            headers: vec![],
-            body: Body::Empty,
-        }
-    }
-    pub fn text(status: u16, s: String) -> Resp {
-        Resp {
-            status,
-            headers: vec![],
-            body: Body::Text(s),
-        }
-    }
-    pub fn with_header(mut self, k: &str, v: impl Into<String>) -> Resp {
-        self.headers.push((k.to_string(), v.into()));
-        self
-    }
-}
-
-/// A Graph error before it gets its envelope.
-#[derive(Clone, Debug)]
-pub(crate) struct GErr {
-    pub status: u16,
-    pub code: &'static str,
-    pub message: String,
-}
-
-impl GErr {
-    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> GErr {
-        GErr {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-    pub fn bad(message: impl Into<String>) -> GErr {
-        GErr::new(400, "BadRequest", message)
-    }
-    pub fn unsupported(message: impl Into<String>) -> GErr {
-        GErr::new(400, "Request_UnsupportedQuery", message)
-    }
-    pub fn denied() -> GErr {
-        GErr::new(
-            403,
-            "Authorization_RequestDenied",
-            "Insufficient privileges to complete the operation.",
-        )
-    }
-    pub fn not_found(key: &str) -> GErr {
-        GErr::new(
-            404,
-            "Request_ResourceNotFound",
-            format!(
-                "Resource '{key}' does not exist or one of its queried reference-property objects are not present."
-            ),
-        )
-    }
-    pub fn resp(&self, ctx: &Ctx) -> Resp {
-        graph_error(ctx, self.status, self.code, &self.message)
-    }
-}
-
-/// Graph's error envelope.
-pub(crate) fn graph_error(ctx: &Ctx, status: u16, code: &str, message: &str) -> Resp {
-    Resp::json(
-        status,
-        json!({"error": {
-            "code": code,
-            "message": message,
-            "innerError": {
-                "date": graph_date(),
-                "request-id": ctx.request_id,
-                "client-request-id": ctx.client_request_id,
-            }
-        }}),
-    )
-}
-
-/// The 429 answer, as the reference shows it.
-pub(crate) fn too_many(ctx: &Ctx, retry_after: &str) -> Resp {
-    Resp::json(
-        429,
-        json!({"error": {
-            "code": "TooManyRequests",
-            "message": "Please retry again later.",
-            "innerError": {
-                "code": "429",
-                "date": graph_date(),
-                "request-id": ctx.request_id,
-                "client-request-id": ctx.client_request_id,
-                "status": "429",
-            }
-        }}),
-    )
-    .with_header("Retry-After", retry_after)
-}
-
 /// A handler's result: the answer, and whether to cut the connection instead of sending it.
-pub(crate) struct Outcome {
+pub(super) struct Outcome {
     pub resp: Resp,
     pub drop: bool,
 }
@@ -284,15 +142,6 @@ impl From<Resp> for Outcome {
     fn from(resp: Resp) -> Self {
         Outcome { resp, drop: false }
     }
-}
-
-/// Request headers, names in lower case.
-pub(crate) type Headers = Vec<(String, String)>;
-
-pub(crate) fn header<'a>(h: &'a Headers, name: &str) -> Option<&'a str> {
-    h.iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
 }
 
 struct InFlight<'a>(&'a Sim);
@@ -313,7 +162,7 @@ impl Drop for InFlight<'_> {
 }
 
 /// The one handler behind every path.
-pub(crate) async fn handle(
+pub(super) async fn handle(
     State(sim): State<Arc<Sim>>,
     ConnectInfo(conn): ConnectInfo<ConnKill>,
     req: Request,
@@ -357,11 +206,11 @@ pub(crate) async fn handle(
         }
     };
     let outcome: Outcome = if inspect {
-        super::inspect::handle(&sim, &method, &path, query.as_deref(), &bytes, &ctx).into()
-    } else if let Some((tenant, endpoint)) = super::auth::match_path(&path) {
-        super::auth::handle(&sim, &ctx, &method, &tenant, endpoint, &host, &path, &bytes).into()
+        inspect::handle(&sim, &method, &path, query.as_deref(), &bytes, &ctx).into()
+    } else if let Some((tenant, endpoint)) = auth::match_path(&path) {
+        auth::handle(&sim, &ctx, &method, &tenant, endpoint, &host, &path, &bytes).into()
     } else {
-        super::graph::handle_http(
+        graph_http(
             &sim,
             &ctx,
             &method,
@@ -410,27 +259,88 @@ fn into_http(resp: Resp, ctx: &Ctx) -> Response {
     out
 }
 
-/// Parses a query string into decoded pairs (`+` is a space).
-pub(crate) fn parse_pairs(raw: &str) -> Vec<(String, String)> {
-    raw.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
-pub(crate) fn decode(s: &str) -> String {
-    let s = s.replace('+', " ");
-    percent_encoding::percent_decode_str(&s)
-        .decode_utf8_lossy()
-        .into_owned()
-}
-
-/// Decodes a path segment (`+` stays a plus).
-pub(crate) fn decode_segment(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8_lossy()
-        .into_owned()
+/// A Graph request over HTTP: version, injected latency and dropped connection, token check,
+/// then `$batch` or one request, and a lost write (applied, then the connection cut).
+async fn graph_http(
+    sim: &Arc<Sim>,
+    ctx: &Ctx,
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    headers: &Headers,
+    body: &[u8],
+) -> Outcome {
+    let url = match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    let Some((ver, rest)) = split_version(path) else {
+        let seg = path.trim_start_matches('/').split('/').next().unwrap_or("");
+        return graph_error(ctx, 400, "BadRequest", &format!("Invalid version: {seg}")).into();
+    };
+    let (latency, drop) = faults::roll_connection(&mut sim.lock());
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    if drop {
+        let mut st = sim.lock();
+        st.counters.dropped += 1;
+        sim.log_request(&mut st, ctx, method, &url, 0, None, None);
+        return Outcome {
+            resp: Resp::empty(500),
+            drop: true,
+        };
+    }
+    let ident = match auth::bearer(sim, ctx, headers) {
+        Ok(i) => i,
+        Err(resp) => {
+            let mut st = sim.lock();
+            st.counters.unauthorized += 1;
+            sim.log_request(&mut st, ctx, method, &url, resp.status, None, None);
+            return resp.into();
+        }
+    };
+    let (resp, wrote) =
+        if rest.eq_ignore_ascii_case("$batch") || rest.eq_ignore_ascii_case("%24batch") {
+            if method != "POST" {
+                (
+                    graph_error(ctx, 405, "BadRequest", "Only POST is allowed on $batch."),
+                    false,
+                )
+            } else {
+                let r = batch::handle(sim, ctx, &ident, ver, headers, body);
+                let mut st = sim.lock();
+                st.counters.batches += 1;
+                sim.log_request(
+                    &mut st,
+                    ctx,
+                    method,
+                    &url,
+                    r.0.status,
+                    Some(&ident.client_id),
+                    None,
+                );
+                r
+            }
+        } else {
+            let item = Item {
+                method,
+                ver,
+                rest,
+                query,
+                headers,
+                body,
+                batch_id: None,
+            };
+            execute(sim, ctx, &ident, &item)
+        };
+    if wrote {
+        let mut st = sim.lock();
+        if faults::roll_lost_write(&mut st) {
+            st.counters.lost_writes += 1;
+            st.counters.dropped += 1;
+            return Outcome { resp, drop: true };
+        }
+    }
+    resp.into()
 }
