@@ -391,6 +391,9 @@ pub enum ReportError {
         second: PathBuf,
         second_role: String,
     },
+
+    #[error("no free name for the result file beside {path} (tried {tries} names); choose a name with -o")]
+    NoFreeName { path: PathBuf, tries: u32 },
 }
 
 impl ReportError {
@@ -447,6 +450,41 @@ pub fn check_result_path(path: &Path, force: bool) -> Result<ResultFormat, Repor
         }
     }
     Ok(format)
+}
+
+/// Creates the result file at `base` (a [`default_output_path`]), or, if that name or its run
+/// record is taken, at `<stem>-2.<ext>`, `<stem>-3.<ext>`, …: each try is an atomic
+/// create-new, so two runs started in the same millisecond get two files. Never replaces
+/// anything. Returns the name taken and the writer.
+pub fn create_writer_at_free_name(
+    base: &Path,
+) -> Result<(PathBuf, Box<dyn ResultWriter>), ReportError> {
+    const TRIES: u32 = 1000;
+    for n in 1..=TRIES {
+        let path = numbered(base, n);
+        match create_writer(&path, false) {
+            Err(ReportError::Exists { .. }) => continue,
+            Err(e) => return Err(e),
+            Ok(w) => return Ok((path, w)),
+        }
+    }
+    Err(ReportError::NoFreeName {
+        path: base.to_path_buf(),
+        tries: TRIES,
+    })
+}
+
+/// `base` for `n` = 1, else `base` with `-<n>` before the extension.
+fn numbered(base: &Path, n: u32) -> PathBuf {
+    if n == 1 {
+        return base.to_path_buf();
+    }
+    let stem = base.file_stem().unwrap_or_default().to_string_lossy();
+    let name = match base.extension() {
+        Some(ext) => format!("{stem}-{n}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{n}"),
+    };
+    base.with_file_name(name)
 }
 
 /// Writes rows in input order although they complete in any order.
@@ -508,7 +546,9 @@ impl OrderedWriter {
     }
 }
 
-/// `"<input stem>-<command>-<YYYYMMDD-HHMMSS>.csv"`, relative (the current directory).
+/// `"<input stem>-<command>-<YYYYMMDD-HHMMSS-mmm>.csv"` (UTC, with milliseconds), relative
+/// (the current directory). Create it with [`create_writer_at_free_name`], which adds `-2`,
+/// `-3`, … if two runs still meet on one name.
 pub fn default_output_path(input: &Path, command: &str, now: DateTime<Utc>) -> PathBuf {
     let stem = input
         .file_stem()
@@ -517,7 +557,7 @@ pub fn default_output_path(input: &Path, command: &str, now: DateTime<Utc>) -> P
         .unwrap_or_else(|| "mfa-bulk".to_string());
     PathBuf::from(format!(
         "{stem}-{command}-{}.csv",
-        now.format("%Y%m%d-%H%M%S")
+        now.format("%Y%m%d-%H%M%S-%3f")
     ))
 }
 
@@ -592,27 +632,40 @@ mod tests {
 
     #[test]
     fn default_output_name() {
-        let now = DateTime::parse_from_rfc3339("2026-03-04T05:06:07Z")
+        let now = DateTime::parse_from_rfc3339("2026-03-04T05:06:07.089Z")
             .unwrap()
             .with_timezone(&Utc);
         assert_eq!(
             default_output_path(Path::new("/data/Users Q1.xlsx"), "apply", now),
-            PathBuf::from("Users Q1-apply-20260304-050607.csv")
+            PathBuf::from("Users Q1-apply-20260304-050607-089.csv")
         );
+    }
+
+    #[test]
+    fn numbered_names() {
+        let b = Path::new("d/u-apply-20260304-050607-089.csv");
+        assert_eq!(numbered(b, 1), b);
+        assert_eq!(
+            numbered(b, 2),
+            PathBuf::from("d/u-apply-20260304-050607-089-2.csv")
+        );
+        assert_eq!(numbered(Path::new("plain"), 3), PathBuf::from("plain-3"));
     }
 
     #[test]
     fn a_taken_run_record_takes_the_name_too() {
         let dir = tempfile::tempdir().unwrap();
-        let base = dir.path().join("u-dry-run.csv");
+        let base = dir.path().join("u-dry-run-20260304-050607-089.csv");
         std::fs::write(sibling(&base, ".run.json"), b"{}").unwrap();
         let err = check_result_path(&base, false).unwrap_err();
         assert!(
-            matches!(&err, ReportError::Exists { path } if path.ends_with("u-dry-run.csv.run.json")),
+            matches!(&err, ReportError::Exists { path } if path.ends_with("u-dry-run-20260304-050607-089.csv.run.json")),
             "{err}"
         );
         check_result_path(&base, true).unwrap();
-        assert!(create_writer(&base, false).is_err());
+        let (path, w) = create_writer_at_free_name(&base).unwrap();
+        w.finish().unwrap();
+        assert_eq!(path, dir.path().join("u-dry-run-20260304-050607-089-2.csv"));
         assert!(!base.exists());
     }
 

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use mfa_bulk::report::{
-    create_run_record, create_writer, read_results, run_record_path, Journal, JournalHeader,
-    Outcome, ReportError, ResultRow, RunRecord,
+    create_run_record, create_writer, create_writer_at_free_name, default_output_path,
+    read_results, run_record_path, Journal, JournalHeader, Outcome, ReportError, ResultRow,
+    RunRecord,
 };
 use predicates::prelude::*;
 
@@ -291,6 +292,34 @@ fn run_record_is_refused_when_it_exists_unless_force() {
         create_run_record(Path::new("-"), &rec, false).unwrap(),
         None
     );
+}
+
+#[test]
+fn default_names_of_two_runs_in_the_same_millisecond_differ() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = t("2026-03-04T05:06:07.089Z");
+    let base = dir
+        .path()
+        .join(default_output_path(Path::new("users.xlsx"), "dry-run", now));
+    assert!(base.ends_with("users-dry-run-20260304-050607-089.csv"));
+    let (first, w1) = create_writer_at_free_name(&base).unwrap();
+    let (second, w2) = create_writer_at_free_name(&base).unwrap();
+    let (third, w3) = create_writer_at_free_name(&base).unwrap();
+    assert_eq!(first, base);
+    assert_eq!(
+        second,
+        dir.path().join("users-dry-run-20260304-050607-089-2.csv")
+    );
+    assert_eq!(
+        third,
+        dir.path().join("users-dry-run-20260304-050607-089-3.csv")
+    );
+    for w in [w1, w2, w3] {
+        w.finish().unwrap();
+    }
+    for p in [&first, &second, &third] {
+        assert_eq!(read_results(p).unwrap(), vec![]);
+    }
 }
 
 #[test]
