@@ -1,14 +1,17 @@
 //! Formula-injection escaping (OWASP "CSV injection"), the same for CSV and XLSX.
 //!
-//! A text cell that starts with `=`, `+`, `-`, `@`, tab or CR gets a leading `'`, so Excel
+//! A text cell that starts with `=`, `+`, `-`, `@`, tab, CR or LF gets a leading `'`, so Excel
 //! and other spreadsheet programs show it as text and never run it as a formula. A cell that
 //! already starts with `'` gets one more `'`, so that every escaped cell, and only those, starts
 //! with `'`: [`unescape`] removes exactly one leading `'` and gets the original back.
 //!
 //! XLSX cells are written as strings (never formulas) anyway; they are escaped the same way
 //! so that a sheet saved as CSV from Excel, or copied and pasted, stays harmless.
+//!
+//! A leading line break counts like a tab: a spreadsheet or an import may drop it when it
+//! reads the cell, and what follows (`=…`) then starts the cell.
 
-const TRIGGERS: [char; 7] = ['=', '+', '-', '@', '\t', '\r', '\''];
+const TRIGGERS: [char; 8] = ['=', '+', '-', '@', '\t', '\r', '\n', '\''];
 
 /// The cell as it goes into the file.
 pub fn escape(cell: &str) -> std::borrow::Cow<'_, str> {
@@ -36,6 +39,9 @@ mod tests {
             "@SUM(A1)",
             "\tx",
             "\rx",
+            "\nx",
+            "\n=1+1",
+            "\r\n=1+1",
             "'quoted",
             "''",
             "'",
@@ -49,7 +55,15 @@ mod tests {
 
     #[test]
     fn leaves_harmless_cells_alone() {
-        for s in ["", "anna@contoso.com", "Jürgen Müller", " =x", "a=b", "1-2"] {
+        for s in [
+            "",
+            "anna@contoso.com",
+            "Jürgen Müller",
+            " =x",
+            "a=b",
+            "1-2",
+            "a\n=b",
+        ] {
             assert_eq!(escape(s), s);
             assert_eq!(unescape(&escape(s)), s);
         }

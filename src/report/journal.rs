@@ -10,13 +10,14 @@
 //! tail (its `record` call never returned, so nothing was sent on its account), and
 //! [`Journal::open`] cuts it off before appending.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::files::{self, Access};
 use super::record::rfc3339;
 use super::{serde_state, sibling, ReportError};
 use crate::model::MfaState;
@@ -112,8 +113,13 @@ impl Journal {
     /// `input_sha256`, `tenant_id` and `options_key` ([`ReportError::JournalMismatch`]
     /// otherwise); a torn last line is cut off, and its original header is kept. For a fresh
     /// run over an old journal, [`Journal::discard`] it first.
+    ///
+    /// Never through a symbolic link: a link at `path` is refused ([`ReportError::Symlink`]);
+    /// a new journal is created with its header under a fresh name and renamed into place
+    /// (refusing a name taken meanwhile), readable by its owner only (0600 on Unix).
     pub fn open(path: &Path, header: JournalHeader) -> Result<Journal, ReportError> {
-        if path.exists() {
+        files::refuse_link(path)?;
+        if files::name_taken(path) {
             let (old, _) = Journal::load(path)?;
             let mut diffs = Vec::new();
             if old.input_sha256 != header.input_sha256 {
@@ -131,12 +137,9 @@ impl Journal {
                     message: diffs.join(", "),
                 });
             }
+            let file = files::open_append_no_link(path)?;
             let bytes = std::fs::read(path).map_err(|e| ReportError::io(path, "read", e))?;
             let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-            let file = OpenOptions::new()
-                .append(true)
-                .open(path)
-                .map_err(|e| ReportError::io(path, "open", e))?;
             if keep < bytes.len() {
                 file.set_len(keep as u64)
                     .and_then(|_| file.sync_data())
@@ -147,17 +150,23 @@ impl Journal {
                 file,
             })
         } else {
-            let file = super::create_file(path, false)?;
-            let mut j = Journal {
-                path: path.to_path_buf(),
-                file,
-            };
-            j.append(&[HeaderLine {
+            let mut line = serde_json::to_vec(&HeaderLine {
                 kind: "header".into(),
                 journal: JOURNAL_VERSION,
                 header,
-            }])?;
-            Ok(j)
+            })
+            .map_err(|e| ReportError::Json {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+            line.push(b'\n');
+            let file = files::create_new(path, &line, false, Access::OwnerOnly)?;
+            file.sync_data()
+                .map_err(|e| ReportError::io(path, "write", e))?;
+            Ok(Journal {
+                path: path.to_path_buf(),
+                file,
+            })
         }
     }
 

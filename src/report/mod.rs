@@ -4,19 +4,25 @@
 //! One file per output format behind one trait ([`ResultWriter`]), like hyperfine's
 //! `src/export/`:
 //! - [`csv`](self::csv): UTF-8 **with a BOM** (so Excel shows umlauts right), **CRLF** line
-//!   endings, flushed to disk after every row, written straight to the final name so a crash
-//!   keeps every row already written.
+//!   endings, each row handed to the operating system as it is written (synced to disk at
+//!   least every second), under the final name from the header on, so a crash keeps every row
+//!   already written. `-o -` writes the same CSV, without the BOM, to standard output.
 //! - [`xlsx`](self::xlsx): the same columns; the workbook is saved whole (that is how
 //!   `rust_xlsxwriter` works): a header-only workbook when the file is created, a checkpoint
 //!   every few seconds while rows arrive, and the full file at [`ResultWriter::finish`], each
-//!   save atomic (temporary file + rename). Between checkpoints the **apply journal**
+//!   save atomic (new temporary file + rename). Between checkpoints the **apply journal**
 //!   ([`Journal`]) is what protects an XLSX run against a crash.
 //! - Both apply the same formula-injection escaping ([`escape`]): a text cell starting with `=`,
-//!   `+`, `-`, `@`, tab or CR gets a leading `'`, and a cell that already starts with `'` gets
-//!   one more, so [`read_results`] can undo it exactly.
+//!   `+`, `-`, `@`, tab, CR or LF gets a leading `'`, and a cell that already starts with `'`
+//!   gets one more, so [`read_results`] can undo it exactly.
+//!
+//! Every file is created the same way ([`files`]): under a fresh name in the target folder,
+//! then renamed into place — never through a symbolic link, never over an existing file
+//! without `--force`. The run record and the journal are readable by their owner only.
 
 pub mod csv;
 pub mod escape;
+pub mod files;
 pub mod journal;
 pub mod notify;
 pub mod read;
@@ -33,10 +39,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::model::MfaState;
 
+pub use files::{refuse_clobbering_inputs, same_file};
 pub use journal::{Journal, JournalEntry, JournalHeader};
 pub use notify::write_notify_list;
 pub use read::read_results;
-pub use record::{safe_options, sha256_file, write_run_record, RunBy, RunRecord};
+pub use record::{
+    create_run_record, run_record_path, safe_options, sha256_file, write_run_record, RunBy,
+    RunRecord,
+};
 
 /// What happened to one row, as written in the `outcome` column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -275,14 +285,36 @@ pub enum ResultFormat {
     Xlsx,
 }
 
+/// The result file extensions mfa-bulk writes, as the messages list them.
+pub const RESULT_EXTENSIONS: &str = ".csv or .xlsx";
+
 impl ResultFormat {
-    /// `.xlsx` (any case) → [`ResultFormat::Xlsx`]; anything else → [`ResultFormat::Csv`].
-    pub fn from_path(path: &Path) -> ResultFormat {
-        match path.extension().and_then(|e| e.to_str()) {
-            Some(e) if e.eq_ignore_ascii_case("xlsx") => ResultFormat::Xlsx,
-            _ => ResultFormat::Csv,
+    /// The format for the result file `path` (`-o`): `.csv` or `.xlsx` (any case), and `-`
+    /// (standard output) is CSV. Any other extension, or none, is refused
+    /// ([`ReportError::Format`]): `-o users.xls` must not quietly write a CSV that Excel then
+    /// refuses to open. Call it before anything is sent to Graph.
+    pub fn from_output_path(path: &Path) -> Result<ResultFormat, ReportError> {
+        if is_stdout(path) {
+            return Ok(ResultFormat::Csv);
+        }
+        let ext = path.extension().map(|e| e.to_string_lossy().into_owned());
+        match ext.as_deref() {
+            Some(e) if e.eq_ignore_ascii_case("csv") => Ok(ResultFormat::Csv),
+            Some(e) if e.eq_ignore_ascii_case("xlsx") => Ok(ResultFormat::Xlsx),
+            found => Err(ReportError::Format {
+                path: path.to_path_buf(),
+                found: match found {
+                    Some(e) => format!("the extension .{e}"),
+                    None => "no extension".to_string(),
+                },
+            }),
         }
     }
+}
+
+/// Whether the result "file" is `-`: standard output.
+pub fn is_stdout(path: &Path) -> bool {
+    path.as_os_str() == "-"
 }
 
 /// Errors of this module. Each message names the file (and row, column where there is one)
@@ -337,6 +369,31 @@ pub enum ReportError {
 
     #[error("internal error writing the result file: row index {index} was given twice or is before the rows already written")]
     OutOfOrder { index: usize },
+
+    #[error("{path}: mfa-bulk writes result files as {RESULT_EXTENSIONS}, and this name has {found}; name the result file with one of those (e.g. -o results.csv), or use -o - for CSV on standard output")]
+    Format { path: PathBuf, found: String },
+
+    #[error("{path} is a symbolic link; mfa-bulk never writes through a link: remove the link, or give the real file's name")]
+    Symlink { path: PathBuf },
+
+    #[error("the {output_role} {output} is the same file as the {input_role} {input} (the same name, a symbolic link or a hard link to it); writing it would destroy the {input_role}, so this is refused even with --force: give the {output_role} another name")]
+    SameFile {
+        output: PathBuf,
+        output_role: String,
+        input: PathBuf,
+        input_role: String,
+    },
+
+    #[error("the {first_role} and the {second_role} would both be written to {second}; give one of them another name")]
+    SameOutput {
+        first: PathBuf,
+        first_role: String,
+        second: PathBuf,
+        second_role: String,
+    },
+
+    #[error("no free name for the result file beside {path} (tried {tries} names); choose a name with -o")]
+    NoFreeName { path: PathBuf, tries: u32 },
 }
 
 impl ReportError {
@@ -357,36 +414,77 @@ pub trait ResultWriter {
     fn finish(self: Box<Self>) -> Result<(), ReportError>;
 }
 
-/// Creates the result file at `path` (format from the name, see [`ResultFormat::from_path`])
-/// and writes its header.
+/// Creates the result file at `path` and writes its header: CSV or XLSX by the name
+/// ([`ResultFormat::from_output_path`], which refuses any other name), or CSV on standard
+/// output for `-`.
 ///
-/// Without `force` an existing file is never touched ([`ReportError::Exists`]); the check and
-/// the creation are one step (`create_new`), so two runs cannot both take the same name.
+/// The file is created under a fresh name in its folder and renamed into place
+/// ([`files`]), so a symbolic link at `path` is never followed. Without `force` an existing
+/// file is never touched ([`ReportError::Exists`]); the check and the creation are one step,
+/// so two runs cannot both take the same name. Without `force` an existing run record beside
+/// it (`<path>.run.json`, written at the end of the run) is refused too, here, before any row.
 pub fn create_writer(path: &Path, force: bool) -> Result<Box<dyn ResultWriter>, ReportError> {
-    match ResultFormat::from_path(path) {
+    let format = check_result_path(path, force)?;
+    if is_stdout(path) {
+        return Ok(Box::new(csv::CsvWriter::stdout()?));
+    }
+    match format {
         ResultFormat::Csv => Ok(Box::new(csv::CsvWriter::create(path, force)?)),
         ResultFormat::Xlsx => Ok(Box::new(xlsx::XlsxWriter::create(path, force)?)),
     }
 }
 
-/// Opens `path` for writing: `create_new` unless `force` (then truncate).
-pub(crate) fn create_file(path: &Path, force: bool) -> Result<std::fs::File, ReportError> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true);
-    if force {
-        opts.create(true).truncate(true);
-    } else {
-        opts.create_new(true);
-    }
-    opts.open(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AlreadyExists {
-            ReportError::Exists {
-                path: path.to_path_buf(),
+/// Everything about the result path that can be checked before anything is sent to Graph:
+/// its format ([`ResultFormat::from_output_path`]) and, without `force`, that neither it nor
+/// its run record (`<path>.run.json`) exists ([`ReportError::Exists`] naming the one that
+/// does; a symbolic link counts, even a dangling one). Call it early; [`create_writer`]
+/// checks again and the creation itself is atomic.
+pub fn check_result_path(path: &Path, force: bool) -> Result<ResultFormat, ReportError> {
+    let format = ResultFormat::from_output_path(path)?;
+    if !force {
+        let record = run_record_path(path);
+        for p in std::iter::once(path.to_path_buf()).chain(record) {
+            if !is_stdout(&p) && files::name_taken(&p) {
+                return Err(ReportError::Exists { path: p });
             }
-        } else {
-            ReportError::io(path, "create", e)
         }
+    }
+    Ok(format)
+}
+
+/// Creates the result file at `base` (a [`default_output_path`]), or, if that name or its run
+/// record is taken, at `<stem>-2.<ext>`, `<stem>-3.<ext>`, …: each try is an atomic
+/// create-new, so two runs started in the same millisecond get two files. Never replaces
+/// anything. Returns the name taken and the writer.
+pub fn create_writer_at_free_name(
+    base: &Path,
+) -> Result<(PathBuf, Box<dyn ResultWriter>), ReportError> {
+    const TRIES: u32 = 1000;
+    for n in 1..=TRIES {
+        let path = numbered(base, n);
+        match create_writer(&path, false) {
+            Err(ReportError::Exists { .. }) => continue,
+            Err(e) => return Err(e),
+            Ok(w) => return Ok((path, w)),
+        }
+    }
+    Err(ReportError::NoFreeName {
+        path: base.to_path_buf(),
+        tries: TRIES,
     })
+}
+
+/// `base` for `n` = 1, else `base` with `-<n>` before the extension.
+fn numbered(base: &Path, n: u32) -> PathBuf {
+    if n == 1 {
+        return base.to_path_buf();
+    }
+    let stem = base.file_stem().unwrap_or_default().to_string_lossy();
+    let name = match base.extension() {
+        Some(ext) => format!("{stem}-{n}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{n}"),
+    };
+    base.with_file_name(name)
 }
 
 /// Writes rows in input order although they complete in any order.
@@ -448,24 +546,9 @@ impl OrderedWriter {
     }
 }
 
-/// Writes `bytes` to `<path>.tmp`, syncs, and renames it over `path`.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    use std::io::Write;
-    let tmp = sibling(path, ".tmp");
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        ReportError::io(path, "write", e)
-    })
-}
-
-/// `"<input stem>-<command>-<YYYYMMDD-HHMMSS>.csv"`, relative (the current directory).
+/// `"<input stem>-<command>-<YYYYMMDD-HHMMSS-mmm>.csv"` (UTC, with milliseconds), relative
+/// (the current directory). Create it with [`create_writer_at_free_name`], which adds `-2`,
+/// `-3`, … if two runs still meet on one name.
 pub fn default_output_path(input: &Path, command: &str, now: DateTime<Utc>) -> PathBuf {
     let stem = input
         .file_stem()
@@ -474,7 +557,7 @@ pub fn default_output_path(input: &Path, command: &str, now: DateTime<Utc>) -> P
         .unwrap_or_else(|| "mfa-bulk".to_string());
     PathBuf::from(format!(
         "{stem}-{command}-{}.csv",
-        now.format("%Y%m%d-%H%M%S")
+        now.format("%Y%m%d-%H%M%S-%3f")
     ))
 }
 
@@ -520,33 +603,70 @@ mod tests {
 
     #[test]
     fn format_from_name() {
-        assert_eq!(
-            ResultFormat::from_path(Path::new("a/b.XLSX")),
-            ResultFormat::Xlsx
-        );
-        assert_eq!(
-            ResultFormat::from_path(Path::new("b.csv")),
-            ResultFormat::Csv
-        );
-        assert_eq!(
-            ResultFormat::from_path(Path::new("b.txt")),
-            ResultFormat::Csv
-        );
-        assert_eq!(
-            ResultFormat::from_path(Path::new("xlsx")),
-            ResultFormat::Csv
-        );
+        let f = |p: &str| ResultFormat::from_output_path(Path::new(p));
+        assert_eq!(f("a/b.XLSX").unwrap(), ResultFormat::Xlsx);
+        assert_eq!(f("b.xlsx").unwrap(), ResultFormat::Xlsx);
+        assert_eq!(f("b.csv").unwrap(), ResultFormat::Csv);
+        assert_eq!(f("B.Csv").unwrap(), ResultFormat::Csv);
+        assert_eq!(f("-").unwrap(), ResultFormat::Csv);
+        assert_eq!(f("dir.v2/-.csv").unwrap(), ResultFormat::Csv);
+        for (bad, found) in [
+            ("b.xls", ".xls"),
+            ("b.ods", ".ods"),
+            ("b.txt", ".txt"),
+            ("results", "no extension"),
+            ("xlsx", "no extension"),
+            (".csv", "no extension"),
+            ("dir.csv/results", "no extension"),
+            ("b.csv.bak", ".bak"),
+        ] {
+            let err = f(bad).unwrap_err();
+            assert!(matches!(err, ReportError::Format { .. }), "{bad}: {err}");
+            let msg = err.to_string();
+            assert!(
+                msg.contains(bad) && msg.contains(found) && msg.contains(".csv or .xlsx"),
+                "{msg}"
+            );
+        }
     }
 
     #[test]
     fn default_output_name() {
-        let now = DateTime::parse_from_rfc3339("2026-03-04T05:06:07Z")
+        let now = DateTime::parse_from_rfc3339("2026-03-04T05:06:07.089Z")
             .unwrap()
             .with_timezone(&Utc);
         assert_eq!(
             default_output_path(Path::new("/data/Users Q1.xlsx"), "apply", now),
-            PathBuf::from("Users Q1-apply-20260304-050607.csv")
+            PathBuf::from("Users Q1-apply-20260304-050607-089.csv")
         );
+    }
+
+    #[test]
+    fn numbered_names() {
+        let b = Path::new("d/u-apply-20260304-050607-089.csv");
+        assert_eq!(numbered(b, 1), b);
+        assert_eq!(
+            numbered(b, 2),
+            PathBuf::from("d/u-apply-20260304-050607-089-2.csv")
+        );
+        assert_eq!(numbered(Path::new("plain"), 3), PathBuf::from("plain-3"));
+    }
+
+    #[test]
+    fn a_taken_run_record_takes_the_name_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("u-dry-run-20260304-050607-089.csv");
+        std::fs::write(sibling(&base, ".run.json"), b"{}").unwrap();
+        let err = check_result_path(&base, false).unwrap_err();
+        assert!(
+            matches!(&err, ReportError::Exists { path } if path.ends_with("u-dry-run-20260304-050607-089.csv.run.json")),
+            "{err}"
+        );
+        check_result_path(&base, true).unwrap();
+        let (path, w) = create_writer_at_free_name(&base).unwrap();
+        w.finish().unwrap();
+        assert_eq!(path, dir.path().join("u-dry-run-20260304-050607-089-2.csv"));
+        assert!(!base.exists());
     }
 
     #[test]

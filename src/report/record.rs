@@ -1,6 +1,8 @@
 //! The run record: `<result file name>.run.json` beside the result file, saying who ran what,
 //! where, on which input (by SHA-256), with which options, and how it ended. Never a secret:
-//! options and Graph stats pass through [`safe_options`] when the record is written.
+//! options and Graph stats pass through [`safe_options`] when the record is written. Readable
+//! by its owner only, and created like the result file: never through a symbolic link, never
+//! over an existing record without `--force`.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -155,10 +157,28 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
         .collect())
 }
 
-/// Writes `<result file name>.run.json` beside `result_path` (replacing an older one
-/// atomically) and returns its path. Options and Graph stats go through [`safe_options`].
-pub fn write_run_record(result_path: &Path, rec: &RunRecord) -> Result<PathBuf, ReportError> {
-    let path = sibling(result_path, ".run.json");
+/// Where the run record of the result file `result_path` goes: `<result file name>.run.json`
+/// beside it; `None` for `-` (standard output): there is no folder to put it in.
+pub fn run_record_path(result_path: &Path) -> Option<PathBuf> {
+    (!super::is_stdout(result_path)).then(|| sibling(result_path, ".run.json"))
+}
+
+/// Writes the run record of `result_path` ([`run_record_path`]) and returns its path, or
+/// `None` (nothing written) for a result on standard output.
+///
+/// Like the result file: created under a fresh name and renamed into place, so a symbolic
+/// link at the name is never followed; an existing record is refused
+/// ([`ReportError::Exists`]) unless `force`, and with `force` replaced (a link itself is
+/// replaced, not its target). Readable by its owner only (0600 on Unix, from creation).
+/// Options and Graph stats go through [`safe_options`].
+pub fn create_run_record(
+    result_path: &Path,
+    rec: &RunRecord,
+    force: bool,
+) -> Result<Option<PathBuf>, ReportError> {
+    let Some(path) = run_record_path(result_path) else {
+        return Ok(None);
+    };
     let mut rec = rec.clone();
     rec.options = safe_options(rec.options);
     rec.graph = safe_options(rec.graph);
@@ -167,8 +187,16 @@ pub fn write_run_record(result_path: &Path, rec: &RunRecord) -> Result<PathBuf, 
         message: e.to_string(),
     })?;
     json.push(b'\n');
-    super::write_atomically(&path, &json)?;
-    Ok(path)
+    super::files::write_whole(&path, &json, force, super::files::Access::OwnerOnly)?;
+    Ok(Some(path))
+}
+
+/// The run record as [`create_run_record`] with `force`: replaces an older record (never
+/// through a link). Kept for callers that checked the name before the run
+/// ([`super::check_result_path`]); prefer [`create_run_record`]. For a result on standard
+/// output nothing is written and the path is empty.
+pub fn write_run_record(result_path: &Path, rec: &RunRecord) -> Result<PathBuf, ReportError> {
+    Ok(create_run_record(result_path, rec, true)?.unwrap_or_default())
 }
 
 /// RFC 3339 in UTC with whole seconds, e.g. `2026-03-04T05:06:07Z`.

@@ -8,10 +8,12 @@
 //! - a checkpoint with every row so far, at most every few seconds while rows arrive,
 //! - the complete workbook at [`ResultWriter::finish`].
 //!
-//! Every save goes to `<name>.tmp` beside the file, is synced, then renamed over the file,
-//! so the file on disk is always a complete workbook. Rows that arrived after the last
-//! checkpoint are lost if the process dies; for `apply` the journal ([`super::Journal`]) is
-//! what protects an XLSX run against a crash.
+//! Every save goes to a new file under a fresh name beside the file, is synced, then renamed
+//! to the file's name ([`super::files`]): the file on disk is always a complete workbook, and
+//! a symbolic link planted at its name is replaced, never written through. The first save
+//! refuses an existing name unless `--force`; later checkpoints replace the writer's own
+//! earlier save. Rows that arrived after the last checkpoint are lost if the process dies;
+//! for `apply` the journal ([`super::Journal`]) is what protects an XLSX run against a crash.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -19,7 +21,8 @@ use std::time::{Duration, Instant};
 use rust_xlsxwriter::{Format, Workbook, XlsxError};
 
 use super::escape::escape;
-use super::{create_file, write_atomically, ReportError, ResultRow, ResultWriter, COLUMNS};
+use super::files::{self, Access};
+use super::{ReportError, ResultRow, ResultWriter, COLUMNS};
 
 /// The sheet's name.
 pub const SHEET: &str = "Results";
@@ -55,13 +58,14 @@ pub struct XlsxWriter {
     wait: Duration,
     every: Duration,
     dirty: bool,
+    /// Whether a save may replace what has the name: `--force`, or our own earlier save.
+    replace: bool,
 }
 
 impl XlsxWriter {
     /// Takes the name (see [`super::create_writer`] for `force`) and saves a header-only
     /// workbook there.
     pub fn create(path: &Path, force: bool) -> Result<XlsxWriter, ReportError> {
-        drop(create_file(path, force)?);
         let mut w = XlsxWriter {
             path: path.to_path_buf(),
             rows: Vec::new(),
@@ -69,6 +73,7 @@ impl XlsxWriter {
             wait: CHECKPOINT_EVERY,
             every: CHECKPOINT_EVERY,
             dirty: false,
+            replace: force,
         };
         w.save()?;
         Ok(w)
@@ -90,7 +95,8 @@ impl XlsxWriter {
                 action: "build",
                 message: e.to_string(),
             })?;
-        write_atomically(&self.path, &bytes)?;
+        files::write_whole(&self.path, &bytes, self.replace, Access::Shared)?;
+        self.replace = true;
         self.last_save = Instant::now();
         // Big sheets take a while to build: never spend more than ~10 % of the time saving.
         self.wait = if self.every.is_zero() {

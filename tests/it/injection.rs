@@ -1,7 +1,7 @@
 //! Formula injection: no cell of any result file (CSV or XLSX; dry-run, apply, revert) is ever
 //! a formula to a spreadsheet, whatever the input values, the tenant's display names and
 //! addresses, or the error texts hold. CSV: a cell that would start with `=`, `+`, `-`, `@`,
-//! tab or CR starts with `'` instead. XLSX: no formula cells at all, and the same escaping in
+//! tab, CR or LF starts with `'` instead. XLSX: no formula cells at all, and the same escaping in
 //! the strings. And the escaping is undone on reading: `--plan` and `revert` still work on
 //! users whose addresses start with such a character.
 
@@ -15,7 +15,7 @@ use proptest::prelude::*;
 
 use crate::common::TestSim;
 
-const TRIGGERS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+const TRIGGERS: [char; 7] = ['=', '+', '-', '@', '\t', '\r', '\n'];
 
 fn dangerous(cell: &str) -> bool {
     cell.starts_with(TRIGGERS)
@@ -151,6 +151,7 @@ fn hostile_tenant() -> SimConfig {
         ),
         user(3, "tab.user@northwind.example", "\t=1+1"),
         user(4, "cr.user@northwind.example", "\r=1+1"),
+        user(7, "lf.user@northwind.example", "\n=1+1"),
         user(5, "quote.user@northwind.example", "'=already quoted"),
         user(
             6,
@@ -161,11 +162,15 @@ fn hostile_tenant() -> SimConfig {
     cfg
 }
 
+/// The first `USERS` of [`HOSTILE_INPUTS`] are users of [`hostile_tenant`].
+const USERS: usize = 8;
+
 const HOSTILE_INPUTS: &[&str] = &[
     "-dash.user@northwind.example",
     "+plus.user@northwind.example",
     "tab.user@northwind.example",
     "cr.user@northwind.example",
+    "lf.user@northwind.example",
     "quote.user@northwind.example",
     "plain.user@northwind.example",
     "hyper.link@northwind.example",
@@ -208,7 +213,7 @@ fn no_result_file_of_any_command_holds_a_formula() {
         .args(["--plan", "plan.csv", "--yes", "-o", "applied.xlsx"])
         .assert()
         .code(1);
-    for upn in &HOSTILE_INPUTS[..7] {
+    for upn in &HOSTILE_INPUTS[..USERS] {
         assert_eq!(
             sim.state(upn),
             "enabled",
@@ -220,7 +225,7 @@ fn no_result_file_of_any_command_holds_a_formula() {
         .args(["revert", "applied.xlsx", "--yes", "-o", "reverted.csv"])
         .assert()
         .success();
-    for upn in &HOSTILE_INPUTS[..7] {
+    for upn in &HOSTILE_INPUTS[..USERS] {
         assert_eq!(sim.state(upn), "disabled", "{upn} not reverted");
     }
     sim.cmd(d)
@@ -245,12 +250,16 @@ fn no_result_file_of_any_command_holds_a_formula() {
         .iter()
         .filter_map(|r| r.display_name.as_deref())
         .collect();
-    for n in ["-2+3", "\t=1+1", "\r=1+1", "'=already quoted"] {
+    for n in ["-2+3", "\t=1+1", "\r=1+1", "\n=1+1", "'=already quoted"] {
         assert!(names.contains(&n), "{n:?} not read back: {names:?}");
     }
     let raw = std::fs::read_to_string(d.join("applied.csv")).unwrap();
     assert!(raw.contains(",'-dash.user@northwind.example,"), "{raw}");
     assert!(raw.contains(",''=already quoted,"), "{raw}");
+    assert!(
+        raw.contains(",\"'\n=1+1\","),
+        "a leading line feed is escaped: {raw}"
+    );
     // Error texts of invalid rows are cells too.
     assert!(
         rows.iter()

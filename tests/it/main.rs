@@ -14,6 +14,7 @@ mod reliability;
 mod reliability_props;
 mod reliability_safety;
 mod report;
+mod report_files;
 mod report_read;
 mod report_record;
 mod secrets;

@@ -306,6 +306,8 @@ fn odd_characters_survive_both_formats() {
     let mut rows = sample_rows();
     rows[0].display_name = Some("_x0041_ literal, \u{1} ctrl, 😀 emoji, 日本語".into());
     rows[1].error = Some(" leading and trailing spaces ".into());
+    rows[2].display_name = Some("\n=1+1".into());
+    rows[3].error = Some("\r\n=SUM(A1)\nsecond line".into());
     for name in ["odd.csv", "odd.xlsx"] {
         let path = dir.path().join(name);
         write_all(&path, &rows);
