@@ -2,8 +2,11 @@
 //! errors to exit codes (input and usage errors 2, sign-in and permission errors 3).
 
 use crate::cli::{Cli, Command};
-use crate::engine::{self, Rule};
+use crate::engine::{self, Rule, StoppedAfterSending, UsageError};
 use crate::exit::ExitCode;
+use crate::graph::GraphError;
+use crate::input::InputError;
+use crate::report::ReportError;
 use crate::settings;
 
 /// Runs one parsed command line and returns the exit code to use.
@@ -35,12 +38,25 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The exit code for an error that stopped a run: sign-in and permission problems 3; a Graph
-/// failure that stopped the run 1; anything else (input, usage, configuration, a result file
-/// that exists) 2.
+/// The exit code for an error that stopped a command, by its kind:
+/// - a run stopped after requests were sent ([`StoppedAfterSending`]): 1, or 130 when it was
+///   interrupted; never 2, which says nothing was sent;
+/// - a Graph error: its own code (3 for sign-in and permissions, 2 for configuration, 1 for a
+///   failed call);
+/// - an input file, a result file, an option: 2. The engine wraps every error raised after its
+///   first request in [`StoppedAfterSending`], so any other error was raised before anything
+///   was sent: 2.
 pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
-    err.chain()
-        .find_map(|cause| cause.downcast_ref::<crate::graph::GraphError>())
-        .map(|g| g.exit_code())
-        .unwrap_or(ExitCode::UsageOrInput)
+    for cause in err.chain() {
+        if let Some(s) = cause.downcast_ref::<StoppedAfterSending>() {
+            return s.exit_code();
+        }
+        if let Some(g) = cause.downcast_ref::<GraphError>() {
+            return g.exit_code();
+        }
+        if cause.is::<InputError>() || cause.is::<ReportError>() || cause.is::<UsageError>() {
+            return ExitCode::UsageOrInput;
+        }
+    }
+    ExitCode::UsageOrInput
 }

@@ -94,15 +94,34 @@ pub fn run(settings: RunSettings, connect: graph::Connect) -> anyhow::Result<Exi
 }
 
 /// Refuses, before anything is sent to Graph, to overwrite a file the run would write later
-/// (the writers refuse too, but only once users may have been changed).
+/// (the writers refuse too, but only once users may have been changed). A link counts, even
+/// a dangling one.
 fn refuse_existing(path: &Path, force: bool, flag: &str) -> anyhow::Result<()> {
-    if path.exists() && !force {
+    if !force && report::files::name_taken(path) {
         bail!(UsageError(format!(
             "{} already exists: pass --force to overwrite it, or choose another name with {flag}",
             path.display()
         )));
     }
     Ok(())
+}
+
+/// A run stopped by an error after requests were sent: never exit 2 ("nothing was sent").
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct StoppedAfterSending {
+    pub message: String,
+    pub interrupted: bool,
+}
+
+impl StoppedAfterSending {
+    pub fn exit_code(&self) -> ExitCode {
+        if self.interrupted {
+            ExitCode::Interrupted
+        } else {
+            ExitCode::RowsNeedAttention
+        }
+    }
 }
 
 /// One run, between its offline checks and its exit code.
@@ -112,13 +131,21 @@ struct Job {
     info: SourceInfo,
     items: Vec<Item>,
     excluded: HashSet<String>,
-    output: PathBuf,
+    /// The result file; `None` until created when no `-o` was given (a free default name).
+    output: Option<PathBuf>,
+    /// The result file continues an interrupted run's: it may be replaced without --force.
+    continuing: bool,
     input_sha256: String,
     plan: Option<HashMap<u64, ResultRow>>,
+    strategy: Strategy,
+    writer: Option<report::OrderedWriter>,
+    /// Held for the whole run (apply, revert): one run per journal.
+    _lock: Option<journal::RunLock>,
 }
 
 impl Job {
-    /// Everything that can be checked offline: the rows, the plan file, the output paths.
+    /// Everything that can be checked offline: the rows, the plan file, the output paths,
+    /// and that no other run of the same command on the same input is going on here.
     fn new(s: RunSettings) -> anyhow::Result<Job> {
         let started = Utc::now();
         if s.rule.writes() && !s.yes && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
@@ -129,61 +156,136 @@ impl Job {
                 s.rule.command()
             )));
         }
+        if let Some(o) = &s.output {
+            report::check_result_path(o, true)?;
+        }
         let loaded = source::load(&s.source)?;
         let apply = match &s.rule {
             Rule::Apply(a) => Some(a),
             _ => None,
         };
+        let lock = if s.rule.writes() {
+            Some(journal::lock(
+                s.rule.command(),
+                &loaded.sha256,
+                s.source.file(),
+            )?)
+        } else {
+            None
+        };
         let plan = match apply.and_then(|a| a.plan.as_ref()) {
             Some(p) => Some(load_plan(p, &loaded.items)?),
             None => None,
         };
-        let output = s.output.clone().unwrap_or_else(|| {
-            report::default_output_path(s.source.file(), s.rule.command(), started)
-        });
-        refuse_existing(&output, s.force, "-o")?;
+        // Rerunning the same command continues into the interrupted run's result file.
+        let mut output = s.output.clone();
+        let mut continuing = false;
+        if let Some(h) = journal::peek(s.rule.command(), &loaded.sha256) {
+            if let Some(previous) = h
+                .result_file
+                .filter(|_| h.options_key == options_key(&s.rule, &s.source))
+            {
+                let same = match &output {
+                    None => true,
+                    Some(o) => o == &previous || report::same_file(o, &previous).unwrap_or(false),
+                };
+                if same {
+                    output = Some(previous);
+                    continuing = true;
+                }
+            }
+        }
+        let force = s.force || continuing;
+        if let Some(o) = &output {
+            report::check_result_path(o, force)?;
+        }
         // The notify list is written last, after every change: an existing one must stop the
         // run here, not after users were changed (exit 2 says nothing was sent to Graph).
-        if let Some(list) = apply.and_then(|a| a.notify_list.as_ref()) {
+        let notify = apply.and_then(|a| a.notify_list.as_deref());
+        if let Some(list) = notify {
             refuse_existing(list, s.force, "--notify-list")?;
         }
+        // Nothing the run writes may replace a file it reads, even with --force.
+        let record = output.as_deref().and_then(report::run_record_path);
+        let mut outputs: Vec<(&str, &Path)> = Vec::new();
+        if let Some(o) = &output {
+            outputs.push(("result file", o));
+        }
+        if let Some(r) = &record {
+            outputs.push(("run record", r));
+        }
+        if let Some(n) = notify {
+            outputs.push(("notify list", n));
+        }
+        let mut inputs: Vec<(&str, &Path)> = vec![("input file", s.source.file())];
+        if let Source::Spreadsheet {
+            exclude: Some(x), ..
+        } = &s.source
+        {
+            inputs.push(("exclusion file", x));
+        }
+        if let Some(p) = apply.and_then(|a| a.plan.as_deref()) {
+            inputs.push(("--plan file", p));
+        }
+        report::refuse_clobbering_inputs(&outputs, &inputs)?;
         Ok(Job {
             started,
             info: loaded.info,
             items: loaded.items,
             excluded: loaded.excluded,
             output,
+            continuing,
             input_sha256: loaded.sha256,
             plan,
+            strategy: Strategy::Lookup,
+            writer: None,
+            _lock: lock,
             s,
         })
     }
 
     /// The journal of this run (apply and revert).
-    fn journal_key(&self, identity: &Identity) -> Option<JournalKey> {
-        let options = match &self.s.rule {
-            Rule::DryRun => return None,
-            Rule::Apply(a) => {
-                let target = match &self.s.source {
-                    Source::Spreadsheet { target, .. } => target.as_str(),
-                    Source::EarlierResult { .. } => "",
-                };
-                let plan = a
-                    .plan
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default();
-                format!("state={target};plan={plan}")
-            }
-            Rule::Revert => String::new(),
-        };
+    fn journal_key(&self, identity: &Identity, result_file: &Path) -> Option<JournalKey> {
+        if !self.s.rule.writes() {
+            return None;
+        }
         Some(JournalKey::new(
             self.s.rule.command(),
             &self.input_sha256,
             &identity.tenant_id,
-            options,
+            options_key(&self.s.rule, &self.s.source),
             self.started,
+            result_file,
         ))
+    }
+
+    /// The result file's writer, created on first use (so answering "no" at the prompt
+    /// leaves no file): at `-o`, or at a free default name.
+    fn writer(&mut self) -> anyhow::Result<&mut report::OrderedWriter> {
+        if self.writer.is_none() {
+            let w = match &self.output {
+                Some(o) => report::create_writer(o, self.s.force || self.continuing)?,
+                None => {
+                    let base = report::default_output_path(
+                        self.s.source.file(),
+                        self.s.rule.command(),
+                        self.started,
+                    );
+                    let (path, w) = report::create_writer_at_free_name(&base)?;
+                    self.output = Some(path);
+                    w
+                }
+            };
+            self.writer = Some(report::OrderedWriter::new(w, 0));
+        }
+        Ok(self.writer.as_mut().expect("created"))
+    }
+
+    /// Hands every final row to the result writer (in input order).
+    fn flush(&mut self) -> anyhow::Result<()> {
+        self.writer()?;
+        let Job { items, writer, .. } = self;
+        flush_items(items, writer.as_mut().expect("created"))
     }
 
     async fn run(mut self, connect: graph::Connect) -> anyhow::Result<ExitCode> {
@@ -197,109 +299,140 @@ impl Job {
         graph.check_access(access)?;
         let identity = graph.identity();
         let interrupted = interrupt::watch(graph.clone());
-        let mut writer =
-            report::OrderedWriter::new(report::create_writer(&self.output, self.s.force)?, 0);
-
-        let key = self.journal_key(&identity);
-        let previous = match &key {
-            Some(k) => {
-                let resume = matches!(&self.s.rule, Rule::Apply(a) if a.resume);
-                journal::load_previous(k, resume, &self.s.source.file().display().to_string())?
+        let mut journal = None;
+        match self
+            .work(&graph, &identity, &interrupted, &mut journal)
+            .await
+        {
+            Ok(Some(code)) => Ok(code),
+            Ok(None) => self.finish(&graph, journal, interrupted.is_set(), &identity),
+            Err(e) if e.is::<UsageError>() && graph.stats().writes == 0 => Err(e),
+            Err(e) if e.chain().any(|c| c.is::<crate::graph::GraphError>()) => Err(e),
+            Err(e) => {
+                let stats = graph.stats();
+                let done = self
+                    .items
+                    .iter()
+                    .filter(|it| it.result.outcome == Outcome::Changed)
+                    .count();
+                let mut message = format!("{e:#}");
+                if stats.writes > 0 {
+                    message.push_str(&format!(
+                        "\n{done} {} changed before this error (the journal in .mfa-bulk/ \
+                         keeps who): rerun the same command to continue; nobody is written twice.",
+                        users(done)
+                    ));
+                } else {
+                    message.push_str("\nNo user was changed.");
+                }
+                Err(StoppedAfterSending {
+                    message,
+                    interrupted: interrupted.is_set(),
+                }
+                .into())
             }
-            None => HashMap::new(),
+        }
+    }
+
+    /// Everything between signing in and the tail. `Some(code)` ends the run there (the admin
+    /// answered no).
+    async fn work(
+        &mut self,
+        graph: &Graph,
+        identity: &Identity,
+        interrupted: &interrupt::Interrupted,
+        journal: &mut Option<(report::Journal, JournalKey)>,
+    ) -> anyhow::Result<Option<ExitCode>> {
+        let previous = if self.s.rule.writes() {
+            let resume = matches!(&self.s.rule, Rule::Apply(a) if a.resume);
+            let key = self
+                .journal_key(identity, Path::new(""))
+                .expect("a run that writes");
+            journal::load_previous(&key, resume, &self.s.source.file().display().to_string())?
+        } else {
+            HashMap::new()
         };
 
-        let strategy = source::resolve(&mut self.items, &self.excluded, &graph).await?;
-        self.read_states(&graph).await;
+        let strategy = source::resolve(&mut self.items, &self.excluded, graph).await?;
+        self.strategy = strategy;
+        self.read_states(graph).await;
         if self.s.registration {
-            self.read_registration(&graph).await?;
+            self.read_registration(graph).await?;
         }
         self.plan(&previous);
-        // Everything not to be written is final now.
-        flush_items(&mut self.items, &mut writer)?;
-
-        let mut journal = None;
-        if let Some(key) = key {
-            let changes = self.pending_changes();
-            if let Rule::Apply(ApplyOptions {
-                max_changes: Some(max),
-                ..
-            }) = self.s.rule
-            {
-                if changes.len() as u64 > max {
-                    for &i in &changes {
-                        self.items[i].finish(
-                            Outcome::Skipped,
-                            Some(format!(
-                                "not changed: the plan has {} changes, more than --max-changes {max}",
-                                changes.len()
-                            )),
-                        );
-                    }
-                    flush_items(&mut self.items, &mut writer)?;
-                    writer.finish()?;
-                    bail!(UsageError(format!(
-                        "refused: the plan would change {} users, more than --max-changes {max}. \
-                         Nothing was changed; the result file {} shows the plan.",
-                        changes.len(),
-                        self.output.display()
-                    )));
-                }
-            }
-            if !changes.is_empty() && !self.s.yes && !interrupted.is_set() {
-                let asked = Instant::now();
-                let question = self.question(changes.len(), &identity);
-                let yes = confirm::confirm(&self.items, &changes, &identity, &question)?;
-                if !yes || interrupted.is_set() {
-                    for &i in &changes {
-                        self.items[i].finish_static(
-                            Outcome::Skipped,
-                            "not changed: the admin answered no at the confirmation",
-                        );
-                    }
-                    flush_items(&mut self.items, &mut writer)?;
-                    writer.finish()?;
-                    eprintln!("Nothing changed.");
-                    return Ok(ExitCode::Success);
-                }
-                // A long pause at the prompt: read again right before writing.
-                if matches!(self.s.rule, Rule::Apply(_)) && asked.elapsed().as_secs() > 30 {
-                    self.reread_before_write(&graph, &changes).await;
-                    flush_items(&mut self.items, &mut writer)?;
-                }
-            }
-            let changes = self.pending_changes();
-            let mut j = journal::open_journal(&key)?;
-            let exact = matches!(self.s.rule, Rule::Revert);
-            write::write_all(
-                &graph,
-                &mut self.items,
-                &changes,
-                &mut j,
-                &mut writer,
-                &interrupted,
-                exact,
-            )
-            .await?;
-            journal = Some((j, key));
+        if !self.s.rule.writes() {
+            return Ok(None);
         }
-        self.finish(
+
+        let changes = self.pending_changes();
+        if let Rule::Apply(ApplyOptions {
+            max_changes: Some(max),
+            ..
+        }) = self.s.rule
+        {
+            if changes.len() as u64 > max {
+                for &i in &changes {
+                    self.items[i].finish(
+                        Outcome::Skipped,
+                        Some(format!(
+                            "not changed: the plan has {} changes, more than --max-changes {max}",
+                            changes.len()
+                        )),
+                    );
+                }
+                self.flush()?;
+                self.writer.take().expect("created").finish()?;
+                bail!(UsageError(format!(
+                    "refused: the plan would change {} users, more than --max-changes {max}. \
+                     Nothing was changed; the result file {} shows the plan.",
+                    changes.len(),
+                    self.output.as_deref().unwrap_or(Path::new("-")).display()
+                )));
+            }
+        }
+        if !changes.is_empty() && !self.s.yes && !interrupted.is_set() {
+            let asked = Instant::now();
+            let question = self.question(changes.len(), identity);
+            let yes = confirm::confirm(&self.items, &changes, identity, &question)?;
+            if !yes || interrupted.is_set() {
+                eprintln!("Nothing was changed: no result file was written.");
+                return Ok(Some(ExitCode::RowsNeedAttention));
+            }
+            // A long pause at the prompt: read again right before writing.
+            if matches!(self.s.rule, Rule::Apply(_)) && asked.elapsed().as_secs() > 30 {
+                self.reread_before_write(graph, &changes).await;
+            }
+        }
+        // Everything not to be written is final now.
+        self.flush()?;
+        let output = self.output.clone().expect("created");
+        let key = self
+            .journal_key(identity, &output)
+            .expect("a run that writes");
+        let changes = self.pending_changes();
+        let mut j = journal::open_journal(&key)?;
+        let exact = matches!(self.s.rule, Rule::Revert);
+        let writer = self.writer.as_mut().expect("created");
+        let result = write::write_all(
             graph,
-            strategy,
+            &mut self.items,
+            &changes,
+            &mut j,
             writer,
-            journal,
-            interrupted.is_set(),
-            &identity,
+            interrupted,
+            exact,
         )
+        .await;
+        *journal = Some((j, key));
+        result?;
+        Ok(None)
     }
 
     /// The one tail of every run: rows nothing settled, the result file, the notify list, the
     /// run record, the journal, the summary.
     fn finish(
         mut self,
-        graph: Graph,
-        strategy: Strategy,
-        mut writer: report::OrderedWriter,
+        graph: &Graph,
         journal: Option<(report::Journal, JournalKey)>,
         interrupted: bool,
         identity: &Identity,
@@ -311,13 +444,14 @@ impl Job {
                 "not processed: the run stopped before this row; rerun the same command",
             );
         }
-        flush_items(&mut self.items, &mut writer)?;
-        writer.finish()?;
+        self.flush()?;
+        self.writer.take().expect("created").finish()?;
+        let output = self.output.clone().expect("created");
 
         let summary = summary::Summary::new(
             self.s.rule.command(),
             &self.items,
-            strategy,
+            self.strategy,
             interrupted,
             graph.stats(),
         );
@@ -329,8 +463,9 @@ impl Job {
             report::write_notify_list(path, &summary.need_mfasetup, self.s.force)?;
         }
         let code = summary.exit_code();
-        let record = self.run_record(identity, &summary, code);
-        let record_path = report::write_run_record(&self.output, &record)?;
+        let record = self.run_record(identity, &summary, code, &output);
+        let record_path =
+            report::create_run_record(&output, &record, self.s.force || self.continuing)?;
         if let Some((j, key)) = journal {
             if !interrupted {
                 journal::close_journal(j, &key)?;
@@ -339,8 +474,8 @@ impl Job {
         summary.print(
             &self.info,
             identity,
-            &self.output,
-            &record_path,
+            &output,
+            record_path.as_deref(),
             self.s.json,
         )?;
         Ok(code)
@@ -450,6 +585,7 @@ impl Job {
         identity: &Identity,
         summary: &summary::Summary,
         code: ExitCode,
+        output: &Path,
     ) -> report::RunRecord {
         let mut options = self.s.recorded_options.clone();
         if let Some(o) = options.as_object_mut() {
@@ -466,9 +602,29 @@ impl Job {
             &self.input_sha256,
             options,
             self.started,
-            &self.output,
+            output,
             code,
         )
+    }
+}
+
+/// What must match for an interrupted run's journal to be continued: the target and the
+/// plan file (apply); nothing more for revert.
+fn options_key(rule: &Rule, source: &Source) -> String {
+    match rule {
+        Rule::Apply(a) => {
+            let target = match source {
+                Source::Spreadsheet { target, .. } => target.as_str(),
+                Source::EarlierResult { .. } => "",
+            };
+            let plan = a
+                .plan
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            format!("state={target};plan={plan}")
+        }
+        Rule::DryRun | Rule::Revert => String::new(),
     }
 }
 

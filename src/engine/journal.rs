@@ -3,7 +3,7 @@
 //! without writing anyone twice.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
@@ -32,18 +32,92 @@ impl JournalKey {
         tenant_id: &str,
         options_key: String,
         started_at: chrono::DateTime<chrono::Utc>,
+        result_file: &Path,
     ) -> JournalKey {
         JournalKey {
-            path: PathBuf::from(".mfa-bulk")
-                .join(format!("{kind}-{}.journal", &input_sha256[..16])),
+            path: journal_path(kind, input_sha256),
             header: JournalHeader {
                 input_sha256: input_sha256.to_string(),
                 tenant_id: tenant_id.to_string(),
                 options_key,
                 started_at,
+                result_file: Some(result_file.to_path_buf()),
             },
         }
     }
+}
+
+/// The folder of journals and locks, in the current directory.
+const FOLDER: &str = ".mfa-bulk";
+
+/// `.mfa-bulk/<kind>-<sha256 prefix>.journal`.
+pub(super) fn journal_path(kind: &str, input_sha256: &str) -> PathBuf {
+    PathBuf::from(FOLDER).join(format!("{kind}-{}.journal", &input_sha256[..16]))
+}
+
+/// The header of the journal an interrupted run of the same command (same kind, same input)
+/// left here, if any and readable.
+pub(super) fn peek(kind: &str, input_sha256: &str) -> Option<JournalHeader> {
+    let path = journal_path(kind, input_sha256);
+    if !path.exists() {
+        return None;
+    }
+    Journal::load(&path).ok().map(|(h, _)| h)
+}
+
+/// One run per journal: an exclusive lock on `.mfa-bulk/<kind>-<sha256 prefix>.lock`, held by
+/// the open file for the whole run and released by the operating system when the process
+/// ends, however it ends. The file says who holds it, for the message of the run refused.
+pub(super) struct RunLock {
+    _file: std::fs::File,
+}
+
+/// Takes the lock of this command on this input, or says which process holds it.
+pub(super) fn lock(kind: &str, input_sha256: &str, input: &Path) -> anyhow::Result<RunLock> {
+    use std::io::{Read, Seek, Write};
+    let dir = PathBuf::from(FOLDER);
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("could not create {} for the journal", dir.display()))?;
+    let path = dir.join(format!("{kind}-{}.lock", &input_sha256[..16]));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("could not open the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let holder = if holder.is_empty() {
+                "another process".to_string()
+            } else {
+                holder.to_string()
+            };
+            anyhow::bail!(super::job::UsageError(format!(
+                "another {kind} of {} is running in this folder ({holder}): nothing was done. \
+                 Wait for it to finish (or stop it), then run the command again.",
+                input.display()
+            )));
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("could not lock {}", path.display()))
+        }
+    }
+    let who = format!(
+        "process {} started {}",
+        std::process::id(),
+        chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    let _ = file
+        .set_len(0)
+        .and_then(|_| file.rewind())
+        .and_then(|_| file.write_all(who.as_bytes()))
+        .and_then(|_| file.flush());
+    Ok(RunLock { _file: file })
 }
 
 /// Reads the journal an interrupted run left, if it belongs to this run: user id → what it

@@ -24,7 +24,7 @@ mod source;
 mod summary;
 mod write;
 
-pub use job::{run, ApplyOptions, Rule, RunSettings, UsageError};
+pub use job::{run, ApplyOptions, Rule, RunSettings, StoppedAfterSending, UsageError};
 pub use plan::{decide, reached, Decision};
 pub use source::Source;
 pub use summary::Summary;

@@ -79,8 +79,8 @@ pub(super) fn load(source: &Source) -> anyhow::Result<Loaded> {
 
 /// How a result file read for `revert` is described in the summary.
 fn earlier_info(file: &Path) -> SourceInfo {
-    let format = match report::ResultFormat::from_path(file) {
-        report::ResultFormat::Xlsx => "XLSX",
+    let format = match report::ResultFormat::from_output_path(file) {
+        Ok(report::ResultFormat::Xlsx) => "XLSX",
         _ => "CSV",
     };
     SourceInfo {

@@ -144,10 +144,15 @@ impl Summary {
         info: &SourceInfo,
         identity: &Identity,
         output: &Path,
-        record: &Path,
+        record: Option<&Path>,
         json: bool,
     ) -> anyhow::Result<()> {
-        let mut out = std::io::stdout().lock();
+        // With the result on standard output (`-o -`), the summary goes to standard error.
+        let mut out: Box<dyn Write> = if report::is_stdout(output) {
+            Box::new(std::io::stderr().lock())
+        } else {
+            Box::new(std::io::stdout().lock())
+        };
         if json {
             let v = serde_json::json!({
                 "summary": self,
@@ -214,12 +219,15 @@ impl Summary {
                 users(self.registration_unknown as usize)
             )?;
         }
-        writeln!(
-            out,
-            "Result: {}  (run record: {})",
-            output.display(),
-            record.display()
-        )?;
+        match record {
+            Some(record) => writeln!(
+                out,
+                "Result: {}  (run record: {})",
+                output.display(),
+                record.display()
+            )?,
+            None => writeln!(out, "Result: written to standard output (no run record)")?,
+        }
         let line = match self.exit_code() {
             ExitCode::Success => "Done: every row as asked.".to_string(),
             ExitCode::Interrupted => {

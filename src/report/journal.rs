@@ -34,6 +34,9 @@ pub struct JournalHeader {
     pub options_key: String,
     #[serde(with = "rfc3339")]
     pub started_at: DateTime<Utc>,
+    /// The result file the run writes: rerunning the same command continues into it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -50,6 +50,11 @@ impl Dice {
 /// The real binary as a child process, signed in to `sim`, in `dir` (the journal goes to
 /// `dir/.mfa-bulk/`).
 fn spawn_apply(sim: &TestSim, dir: &Path, input: &Path, out: &str) -> Child {
+    spawn_apply_with(sim, dir, input, out, &["--write-rate", "80"])
+}
+
+/// [`spawn_apply`] with other pacing options.
+fn spawn_apply_with(sim: &TestSim, dir: &Path, input: &Path, out: &str, extra: &[&str]) -> Child {
     let mut c = Command::new(assert_cmd::cargo::cargo_bin!("mfa-bulk"));
     for v in CLEARED {
         c.env_remove(v);
@@ -62,7 +67,8 @@ fn spawn_apply(sim: &TestSim, dir: &Path, input: &Path, out: &str) -> Child {
         .env("AZURE_CLIENT_SECRET", sim::SIM_CLIENT_SECRET)
         .arg("apply")
         .arg(input)
-        .args(["--yes", "-o", out, "--write-rate", "80"])
+        .args(["--yes", "-o", out])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -205,10 +211,7 @@ fn ctrl_c_then_kill_then_rerun_writes_everyone_once_and_loses_no_one() {
     for r in rows1.iter().filter(|r| r["outcome"] == "skipped") {
         assert!(r["error"].contains("interrupted"), "{r:?}");
     }
-    assert!(
-        dir.path().join(".mfa-bulk").read_dir().unwrap().count() == 1,
-        "the journal is kept for the rerun"
-    );
+    assert_eq!(journals(dir.path()), 1, "the journal is kept for the rerun");
 
     // 2. The same command again, killed outright somewhere in what is left.
     let mut child = spawn_apply(&sim, dir.path(), &input, "r2.csv");
@@ -388,4 +391,141 @@ fn sigterm_then_a_double_ctrl_c_then_rerun() {
     for (id, want) in &expect {
         assert_eq!(&s3[id].per_user_mfa_state, want);
     }
+}
+
+/// How many journals `.mfa-bulk/` in `dir` holds (beside them: one lock file per input).
+fn journals(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir.join(".mfa-bulk"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "journal"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// A tenant of `USERS` generated users, its simulator, a scratch folder and an input file
+/// naming every user.
+fn setup(
+    seed: u64,
+) -> (
+    TestSim,
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Vec<String>,
+    SimConfig,
+) {
+    let cfg = SimConfig::with_tenant(sim::generate_tenant(USERS, seed));
+    let sim = TestSim::with(cfg.clone());
+    let dir = scratch();
+    let inputs: Vec<String> = cfg
+        .tenant
+        .users
+        .iter()
+        .map(|u| u.user_principal_name.clone())
+        .collect();
+    let input = input_csv(dir.path(), "users.csv", &inputs);
+    (sim, dir, input, inputs, cfg)
+}
+
+#[test]
+fn rerunning_the_same_command_continues_into_its_result_file() {
+    // Issue 12: the rerun used to exit 2 because the interrupted run's result file existed.
+    let (sim, dir, input, inputs, cfg) = setup(TENANT_SEED + 7);
+    let s0 = snapshot(&sim);
+    let mut child = spawn_apply(&sim, dir.path(), &input, "result.csv");
+    wait_for_writes(&sim, &mut child, 40);
+    signal(&child, "-INT");
+    assert_eq!(wait_exit(&mut child).code(), Some(130));
+    let first = sim.counters().writes;
+
+    // Exactly the same command: no --force, same -o.
+    let mut child = spawn_apply(&sim, dir.path(), &input, "result.csv");
+    let st = wait_exit(&mut child);
+    let err = stderr_of(&mut child);
+    assert!(st.code() == Some(0) || st.code() == Some(1), "{st}: {err}");
+    let s1 = snapshot(&sim);
+    let c = sim.counters();
+    let rows = read_csv(&dir.path().join("result.csv"));
+    let counts = check_apply_truth(&s0, &s1, &inputs, &rows, &c.writes_per_user);
+    assert!(c.writes > first, "the rerun wrote the rest");
+    assert_eq!(
+        counts.get("changed").copied().unwrap_or(0) as u64,
+        c.writes,
+        "every user written (in either run) is changed in the one result: {counts:?}"
+    );
+    for (id, want) in expected_final(&cfg) {
+        assert_eq!(s1[&id].per_user_mfa_state, want);
+    }
+    assert_eq!(
+        journals(dir.path()),
+        0,
+        "the finished run removed its journal"
+    );
+}
+
+#[test]
+fn a_second_apply_of_the_same_input_is_refused_while_the_first_runs() {
+    let (sim, dir, input, _, _) = setup(TENANT_SEED + 8);
+    let mut first = spawn_apply_with(&sim, dir.path(), &input, "a.csv", &["--write-rate", "20"]);
+    wait_for_writes(&sim, &mut first, 5);
+    let out = crate::common::bin(dir.path())
+        .env("MFA_BULK_GRAPH_URL", sim.handle.url())
+        .env("MFA_BULK_LOGIN_URL", sim.handle.url())
+        .env("AZURE_TENANT_ID", sim::SIM_TENANT_ID)
+        .env("AZURE_CLIENT_ID", sim::SIM_CLIENT_ID)
+        .env("AZURE_CLIENT_SECRET", sim::SIM_CLIENT_SECRET)
+        .arg("apply")
+        .arg(&input)
+        .args(["--yes", "-o", "b.csv"])
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("is running") && err.contains(&format!("process {}", first.id())),
+        "names the running process: {err}"
+    );
+    assert!(
+        !dir.path().join("b.csv").exists(),
+        "the refused run wrote nothing"
+    );
+    signal(&first, "-INT");
+    assert_eq!(wait_exit(&mut first).code(), Some(130));
+    let c = sim.counters();
+    assert!(
+        c.writes_per_user.values().all(|&n| n == 1),
+        "nobody written twice"
+    );
+    // The lock went with the process: the same command now runs (and continues).
+    let mut again = spawn_apply(&sim, dir.path(), &input, "a.csv");
+    assert_eq!(
+        wait_exit(&mut again).code(),
+        Some(0),
+        "{}",
+        stderr_of(&mut again)
+    );
+}
+
+#[test]
+fn a_killed_run_leaves_the_rows_it_finished_in_the_result_file() {
+    // Issue 12: after kill -9 with hundreds written, the result file held only its header.
+    let (sim, dir, input, inputs, _) = setup(TENANT_SEED + 9);
+    let s0 = snapshot(&sim);
+    let mut child = spawn_apply_with(&sim, dir.path(), &input, "r.csv", &["--write-rate", "40"]);
+    wait_for_writes(&sim, &mut child, 60);
+    let settled = sim.counters().writes;
+    // Rows written by now settle (read back, flushed) well within this pause.
+    std::thread::sleep(Duration::from_millis(2500));
+    signal(&child, "-KILL");
+    wait_exit(&mut child);
+    let now = snapshot(&sim);
+    let rows = read_csv(&dir.path().join("r.csv"));
+    check_rows_of_a_killed_run(&s0, &now, &inputs, &rows);
+    let changed = rows.iter().filter(|r| r["outcome"] == "changed").count() as u64;
+    assert!(
+        changed >= settled,
+        "{changed} changed rows on disk, {settled} users were written 2.5 s before the kill"
+    );
 }

@@ -341,11 +341,13 @@ fn at_a_terminal_only_yes_writes() {
     ] {
         let (code, text) = at_a_terminal(&sim, dir.path(), &["apply", input, "-o", out], answer);
         assert!(text.contains("[y/N]"), "the prompt: {text}");
-        assert_eq!(code, 0, "{text}");
+        // Not what was asked: exit 1, "Nothing was changed", and no result file to mistake
+        // for a record of a change.
+        assert_eq!(code, 1, "{text}");
+        assert!(text.contains("Nothing was changed"), "{text}");
         assert_eq!(sim.counters().writes, 0, "{answer:?} wrote: {text}");
-        let rows = read_csv(&dir.path().join(out));
-        assert_eq!(rows[0]["outcome"], "skipped");
-        assert!(rows[0]["error"].contains("answered no"), "{rows:?}");
+        assert!(!dir.path().join(out).exists(), "{answer:?} left {out}");
+        assert!(!dir.path().join(format!("{out}.run.json")).exists());
     }
     let (code, text) = at_a_terminal(&sim, dir.path(), &["apply", input, "-o", "yes.csv"], "y\n");
     assert_eq!(code, 0, "{text}");

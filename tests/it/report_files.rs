@@ -244,6 +244,7 @@ fn journal_is_the_owners_only_and_never_opened_through_a_link() {
         tenant_id: "contoso".into(),
         options_key: "state=enabled".into(),
         started_at: t("2026-03-04T05:06:07Z"),
+        result_file: None,
     };
     let path = d.join("apply-cdcdcdcd.journal");
     let j = Journal::open(&path, header.clone()).unwrap();

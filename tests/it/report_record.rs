@@ -99,6 +99,7 @@ fn header() -> JournalHeader {
         tenant_id: "contoso".into(),
         options_key: "state=enabled".into(),
         started_at: t("2026-03-04T05:06:07Z"),
+        result_file: None,
     }
 }
 
