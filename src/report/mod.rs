@@ -354,7 +354,7 @@ pub enum ReportError {
         message: String,
     },
 
-    #[error("{path}, line {line}: {message}; the journal is damaged, so --resume cannot trust it: check the users of this run with `plan` and run again without --resume")]
+    #[error("{path}, line {line}: {message}; the journal is damaged, so --resume cannot trust it: check the users of this run with `dry-run` and run again without --resume")]
     Journal {
         path: PathBuf,
         line: usize,
