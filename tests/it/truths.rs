@@ -1,0 +1,133 @@
+//! The smaller truths an admin reads at the end of a run, against the simulator: turning MFA
+//! off is said in words (and in `--json`), the run record names the OS account even without
+//! `$USER`, and a secret file others can read is warned about without stopping the run.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+
+use crate::common::{read_csv, row, TestSim};
+
+/// A legacy-portal style file: two users to turn off (one enabled, one enforced), two to turn
+/// on, one already as asked.
+fn mixed_file(dir: &Path) -> PathBuf {
+    let p = dir.join("legacy.csv");
+    fs::write(
+        &p,
+        "Username,MFA Status\n\
+         agot.sorensen@northwind.example,Disabled\n\
+         priya.raman@northwind.example,Disabled\n\
+         zoe.lindqvist@northwind.example,Enabled\n\
+         liam.o'connor@northwind.example,Enabled\n\
+         kenji.tanaka@northwind.example,Enabled\n",
+    )
+    .unwrap();
+    p
+}
+
+fn stdout_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn dry_run_and_apply_say_how_many_users_lose_mfa() {
+    let sim = TestSim::sample();
+    let dir = tempfile::tempdir().unwrap();
+    let input = mixed_file(dir.path());
+
+    let out = sim
+        .cmd(dir.path())
+        .arg("dry-run")
+        .arg(&input)
+        .args(["-o", "plan.csv"])
+        .output()
+        .unwrap();
+    let text = stdout_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr_of(&out));
+    assert!(text.contains("  would-change        4\n"), "{text}");
+    assert!(text.contains("    set-enabled       2\n"), "{text}");
+    assert!(text.contains("    set-disabled      2\n"), "{text}");
+    assert!(!text.contains("set-enforced"), "{text}");
+    assert!(
+        text.contains("2 users would have per-user MFA turned OFF."),
+        "{text}"
+    );
+    // A dry-run changes nobody.
+    assert_eq!(sim.state("agot.sorensen@northwind.example"), "enabled");
+
+    let out = sim
+        .cmd(dir.path())
+        .arg("dry-run")
+        .arg(&input)
+        .args(["-o", "plan2.csv", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
+    assert_eq!(
+        v["summary"]["actions"],
+        serde_json::json!({"set-enabled": 2, "set-enforced": 0, "set-disabled": 2})
+    );
+    assert_eq!(v["summary"]["turned_off"], 2);
+
+    let out = sim
+        .cmd(dir.path())
+        .arg("apply")
+        .arg(&input)
+        .args(["--yes", "-o", "applied.csv"])
+        .output()
+        .unwrap();
+    let text = stdout_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr_of(&out));
+    assert!(text.contains("  changed             4\n"), "{text}");
+    assert!(text.contains("    set-disabled      2\n"), "{text}");
+    assert!(
+        text.contains("2 users had per-user MFA turned OFF."),
+        "{text}"
+    );
+    // What the summary says is what happened.
+    assert_eq!(sim.state("agot.sorensen@northwind.example"), "disabled");
+    assert_eq!(sim.state("priya.raman@northwind.example"), "disabled");
+    let rows = read_csv(&dir.path().join("applied.csv"));
+    let r = row(&rows, "priya.raman@northwind.example");
+    assert_eq!(
+        (r["action"].as_str(), r["outcome"].as_str()),
+        ("set-disabled", "changed")
+    );
+}
+
+#[test]
+fn apply_json_counts_users_turned_off_and_nothing_when_none_are() {
+    let sim = TestSim::sample();
+    let dir = tempfile::tempdir().unwrap();
+    let input = mixed_file(dir.path());
+    let out = sim
+        .cmd(dir.path())
+        .arg("apply")
+        .arg(&input)
+        .args(["--yes", "--json", "-o", "applied.csv"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
+    assert_eq!(v["summary"]["turned_off"], 2);
+    assert_eq!(v["summary"]["actions"]["set-disabled"], 2);
+    assert_eq!(v["summary"]["actions"]["set-enabled"], 2);
+
+    // Turning MFA on only: no line about turning it off.
+    let on = dir.path().join("on.csv");
+    fs::write(&on, "UserPrincipalName\nhyper.link@northwind.example\n").unwrap();
+    let out = sim
+        .cmd(dir.path())
+        .arg("apply")
+        .arg(&on)
+        .args(["--yes", "-o", "on-result.csv"])
+        .output()
+        .unwrap();
+    let text = stdout_of(&out);
+    assert!(text.contains("    set-enabled       1\n"), "{text}");
+    assert!(!text.contains("OFF"), "{text}");
+}
+
