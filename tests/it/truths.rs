@@ -131,3 +131,43 @@ fn apply_json_counts_users_turned_off_and_nothing_when_none_are() {
     assert!(!text.contains("OFF"), "{text}");
 }
 
+#[test]
+fn run_record_names_the_os_account_without_user_in_the_environment() {
+    let sim = TestSim::sample();
+    let dir = tempfile::tempdir().unwrap();
+    let input = mixed_file(dir.path());
+    let out = sim
+        .cmd(dir.path())
+        .env_remove("USER")
+        .env_remove("USERNAME")
+        .env_remove("LOGNAME")
+        .arg("dry-run")
+        .arg(&input)
+        .args(["-o", "plan.csv"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let record: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.path().join("plan.csv.run.json")).unwrap()).unwrap();
+    let os_user = record["run_by"]["os_user"]
+        .as_str()
+        .unwrap_or_else(|| panic!("os_user is null: {}", record["run_by"]));
+    assert!(!os_user.trim().is_empty());
+    // The operating system's name for the account (not an environment variable).
+    assert_eq!(Some(os_user.to_string()), whoami::username().ok());
+
+    // And $USER set to something else does not override it.
+    let out = sim
+        .cmd(dir.path())
+        .env("USER", "someone-else-entirely")
+        .arg("dry-run")
+        .arg(&input)
+        .args(["-o", "plan-b.csv"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let record: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.path().join("plan-b.csv.run.json")).unwrap()).unwrap();
+    assert_eq!(record["run_by"]["os_user"].as_str(), Some(os_user));
+}
+
