@@ -5,6 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use mfa_bulk::sim;
 
 use crate::common::{read_csv, row, TestSim};
 
@@ -171,3 +172,92 @@ fn run_record_names_the_os_account_without_user_in_the_environment() {
     assert_eq!(record["run_by"]["os_user"].as_str(), Some(os_user));
 }
 
+#[cfg(unix)]
+fn with_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn client_secret_file_readable_by_others_is_warned_about_and_the_run_goes_on() {
+    let sim = TestSim::sample();
+    let dir = tempfile::tempdir().unwrap();
+    let input = mixed_file(dir.path());
+    let secret = dir.path().join("client-secret.txt");
+    fs::write(&secret, format!("{}\n", sim::SIM_CLIENT_SECRET)).unwrap();
+    let run = |mode: u32, out: &str| {
+        with_mode(&secret, mode);
+        sim.cmd(dir.path())
+            .env_remove("AZURE_CLIENT_SECRET")
+            .arg("dry-run")
+            .arg(&input)
+            .arg("--client-secret-file")
+            .arg(&secret)
+            .args(["-o", out])
+            .output()
+            .unwrap()
+    };
+
+    let out = run(0o644, "open.csv");
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("chmod 600")).collect();
+    assert_eq!(warnings.len(), 1, "one line: {err}");
+    let w = warnings[0];
+    assert!(
+        w.contains(&format!("chmod 600 {}", secret.display())),
+        "names the file and the fix: {w}"
+    );
+    assert!(w.contains("client secret"), "{w}");
+    assert!(
+        !err.contains(sim::SIM_CLIENT_SECRET),
+        "the secret shows: {err}"
+    );
+    assert!(!stdout_of(&out).contains(sim::SIM_CLIENT_SECRET));
+    assert!(dir.path().join("open.csv").exists(), "the run went on");
+
+    let out = run(0o600, "closed.csv");
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("chmod"), "no warning at 0600: {err}");
+}
+
+#[cfg(unix)]
+#[test]
+fn certificate_password_file_readable_by_others_is_warned_about() {
+    let sim = TestSim::sample();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("app.pem");
+    fs::write(&cert, sim::SIM_CERT_PEM).unwrap();
+    with_mode(&cert, 0o600);
+    let password = dir.path().join("pfx-password.txt");
+    fs::write(&password, "Pangolin-distinctive-pfx-password\n").unwrap();
+    let run = |mode: u32| {
+        with_mode(&password, mode);
+        sim.cmd(dir.path())
+            .env_remove("AZURE_CLIENT_SECRET")
+            .env("AZURE_CLIENT_ID", sim::SIM_CERT_CLIENT_ID)
+            .arg("check")
+            .arg("--certificate")
+            .arg(&cert)
+            .arg("--certificate-password-file")
+            .arg(&password)
+            .output()
+            .unwrap()
+    };
+    let out = run(0o640);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.lines().any(|l| l.contains("certificate password")
+            && l.contains(&format!("chmod 600 {}", password.display()))),
+        "{err}"
+    );
+    assert!(!err.contains("Pangolin"), "the password shows: {err}");
+
+    let out = run(0o600);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("chmod"), "{err}");
+}
