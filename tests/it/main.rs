@@ -29,3 +29,4 @@ mod sim_inspect;
 mod sim_mfa;
 mod sim_throttle;
 mod sim_users;
+mod truths;
