@@ -42,14 +42,12 @@ pub fn bar(len: u64, what: &str) -> ProgressBar {
 /// let found = resolve::resolve_all(graph, &refs, &mut |n| pb.resolved(n), &mut |u| pb.listed(u)).await;
 /// pb.finish();
 /// ```
-#[allow(dead_code)] // until `source::resolve` draws its phase with it
 pub struct Resolving {
     pb: ProgressBar,
     listing: Arc<Listing>,
 }
 
 /// A bar for resolving `len` values (see [`Resolving`]).
-#[allow(dead_code)] // until `source::resolve` draws its phase with it
 pub fn resolving(len: u64) -> Resolving {
     let listing = Arc::new(Listing::default());
     Resolving {
@@ -58,7 +56,6 @@ pub fn resolving(len: u64) -> Resolving {
     }
 }
 
-#[allow(dead_code)] // until `source::resolve` draws its phase with it
 impl Resolving {
     /// `done` values resolved so far: the bar (again, after a listing).
     pub fn resolved(&self, done: u64) {

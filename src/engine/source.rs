@@ -184,9 +184,10 @@ pub(super) async fn resolve(
     if refs.is_empty() {
         return Ok(Strategy::Lookup);
     }
-    let pb = progress::bar(refs.len() as u64, "resolving");
-    let (found, strategy) = resolve::resolve_all(graph, &refs, &mut |n| pb.set_position(n)).await?;
-    pb.finish_and_clear();
+    let pb = progress::resolving(refs.len() as u64);
+    let (found, strategy) =
+        resolve::resolve_all(graph, &refs, &mut |n| pb.resolved(n), &mut |u| pb.listed(u)).await?;
+    pb.finish();
 
     let mut first_row_of_user: HashMap<String, u64> = HashMap::new();
     for (k, res) in found.into_iter().enumerate() {
