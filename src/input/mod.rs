@@ -13,6 +13,7 @@
 //! the header comes back, even when its user cell is empty (the [`Marker`] makes it `Invalid`).
 
 pub mod detect;
+pub mod guard;
 pub mod header;
 pub mod normalize;
 pub mod text;
@@ -159,6 +160,37 @@ pub enum InputError {
         column: String,
         value: String,
     },
+
+    /// The file expands past a limit (zip bomb, huge part, cell over Excel's limit).
+    #[error("{path}: too large: {what}. Nothing was read; {hint}.", path = .path.display())]
+    TooLarge {
+        path: PathBuf,
+        what: String,
+        hint: String,
+    },
+
+    /// The file (or sheet) yields no users: nothing to do, which is never what was meant.
+    #[error("{path}{sh}: no users found: {detail}. Check that this is the file with the user list, or pick the user column with --column (mfa-bulk validate shows what each row holds).",
+        path = .path.display(), sh = where_sheet(.sheet))]
+    NoUsers {
+        path: PathBuf,
+        sheet: Option<String>,
+        detail: String,
+    },
+
+    /// `--exclude` names a list without a single user: it would protect nobody.
+    #[error("{path}: the exclusion list holds no users (no email address or object id below its header). An empty list protects nobody: put the accounts that must never be touched (break-glass accounts) in it, one per row, or leave out --exclude.", path = .path.display())]
+    EmptyExclusions { path: PathBuf },
+
+    /// One row holds many addresses, as when a list is pasted from a mail.
+    #[error("{path}: row {row} holds {count} addresses {how} (a list pasted from a mail?). Put one user per row, each address on a line of its own, and run again: none of them was read, since each user needs a row of its own (its row number identifies it in the result file and in --plan). If only one of them is the user, give the file a header row naming its columns.", path = .path.display())]
+    PastedList {
+        path: PathBuf,
+        row: u64,
+        count: usize,
+        /// "separated by ','" or "in columns A to E".
+        how: String,
+    },
 }
 
 impl InputError {
@@ -189,7 +221,11 @@ impl InputError {
             | InputError::UnknownSheet { path, .. }
             | InputError::NoUserColumn { path, .. }
             | InputError::ColumnNotFound { path, .. }
-            | InputError::BadExclusion { path, .. } => path,
+            | InputError::BadExclusion { path, .. }
+            | InputError::TooLarge { path, .. }
+            | InputError::NoUsers { path, .. }
+            | InputError::EmptyExclusions { path }
+            | InputError::PastedList { path, .. } => path,
         }
     }
 }
