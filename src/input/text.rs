@@ -96,13 +96,15 @@ pub fn detect_encoding(path: &Path, head: &[u8]) -> Result<Detected, InputError>
     }
 }
 
-/// Rejects bytes that no spreadsheet program writes into a text file.
+/// Rejects bytes that no spreadsheet program writes into a text file: a NUL, or control bytes
+/// in more than 3 % of the text. A few stray control characters (a vertical tab or form feed
+/// pasted into a cell) are not binary data: their rows are marked invalid, the rest is read.
 pub fn check_not_binary(path: &Path, head: &[u8]) -> Result<(), InputError> {
     let controls = head
         .iter()
-        .filter(|b| **b < 0x20 && !matches!(**b, b'\t' | b'\n' | b'\r' | 0x0c | 0x1a))
+        .filter(|b| **b < 0x20 && !matches!(**b, b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0x1a))
         .count();
-    if head.contains(&0) || controls * 100 > head.len() {
+    if head.contains(&0) || (controls >= 8 && controls * 100 > head.len() * 3) {
         return Err(InputError::NotText {
             path: path.to_path_buf(),
             detail: "it contains binary data (NUL or control bytes), not text".into(),

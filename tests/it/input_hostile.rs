@@ -13,7 +13,7 @@ use std::process::Command;
 use serde_json::Value;
 use zip::write::SimpleFileOptions;
 
-use crate::common::{bin, repo};
+use crate::common::{bin, read_csv, repo, TestSim};
 
 struct Out {
     code: Option<i32>,
@@ -328,4 +328,100 @@ fn a_cell_over_excels_limit_names_its_row_and_column() {
             "clear that cell",
         ],
     );
+}
+
+#[test]
+fn a_huge_value_is_invalid_and_shown_cut_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = "z".repeat(100_000);
+    let text =
+        format!("UserPrincipalName\nzoe.lindqvist@northwind.example\n{long}@northwind.example\n");
+    let p = write(dir.path(), "long.csv", text.as_bytes());
+    let out = validate(&p, &[]);
+    assert_eq!(out.code, Some(1), "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("row 3      invalid     not an email address or object id: 'zzzz"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(
+            "… (100018 characters)' is longer than a user name can be (at most 113 characters)"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.len() < 3000, "{} bytes", out.stdout.len());
+
+    // The result's error column shows the same cut value.
+    let sim = TestSim::sample();
+    let result = dir.path().join("result.csv");
+    let o = sim
+        .cmd(dir.path())
+        .arg("dry-run")
+        .arg(&p)
+        .arg("-o")
+        .arg(&result)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let rows = read_csv(&result);
+    let bad = rows.iter().find(|r| r["row"] == "3").unwrap();
+    assert_eq!(bad["outcome"], "invalid");
+    assert!(
+        bad["error"].contains("… (100018 characters)"),
+        "{}",
+        bad["error"]
+    );
+    assert!(bad["error"].chars().count() < 250, "{}", bad["error"]);
+}
+
+#[test]
+fn a_stray_control_character_marks_its_row_and_the_rest_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "vt.csv",
+        b"Email,Name\na@x.example,A\nb\x0b@x.example,B\nc@x.example,C\x0c\nd@x.example\x01,D\n",
+    );
+    let out = validate(&p, &["--json"]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["counts"]["users"], 2, "{v}");
+    let problems: Vec<(u64, String)> = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["row"].as_u64().unwrap(),
+                p["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert_eq!(problems[0].0, 3);
+    assert!(
+        problems[0].1.contains("'b\\u{b}@x.example'"),
+        "{problems:?}"
+    );
+    assert!(problems[0].1.contains("control character"), "{problems:?}");
+    assert_eq!(problems[1].0, 5);
+
+    // Real binary data is still refused.
+    let p = write(
+        dir.path(),
+        "nul.csv",
+        b"Email\na@x.example\n\x00\x00\x01\x02junk\n",
+    );
+    assert_input_error(&validate(&p, &[]), &p, &["binary data"]);
+    let junk: Vec<u8> = (1..2000u32).map(|i| (i * 7 % 31 + 1) as u8).collect();
+    let p = write(dir.path(), "controls.csv", &junk);
+    assert_input_error(&validate(&p, &[]), &p, &["binary data"]);
 }
