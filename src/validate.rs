@@ -47,6 +47,8 @@ pub struct Findings {
     pub hidden_count: u64,
     /// Row number of the first row read.
     pub first_row: Option<u64>,
+    /// Warnings found while reading (rows that do not fit the file's encoding).
+    pub warnings: Vec<String>,
 }
 
 impl Findings {
@@ -98,8 +100,13 @@ fn read_options(args: &ValidateArgs) -> ReadOptions {
 
 /// Reads the file (and the exclusion list) into [`Findings`].
 pub fn check(args: &ValidateArgs) -> Result<(SourceInfo, Findings), InputError> {
+    let mut warnings = Vec::new();
     let excluded = match &args.input.exclude {
-        Some(p) => input::read_exclusions(p, &ReadOptions::default())?,
+        Some(p) => {
+            let (keys, w) = input::read_exclusion_list(p, &ReadOptions::default())?;
+            warnings.extend(w);
+            keys
+        }
         None => HashSet::new(),
     };
     let mut reader = input::open(&args.input.file, &read_options(args))?;
@@ -123,6 +130,8 @@ pub fn check(args: &ValidateArgs) -> Result<(SourceInfo, Findings), InputError> 
     }
     f.blank_rows = reader.blank_rows();
     f.blank_row_numbers = reader.blank_row_numbers().to_vec();
+    warnings.extend(reader.warnings());
+    f.warnings = warnings;
     Ok((info, f))
 }
 
@@ -313,6 +322,13 @@ fn to_text(
             }
         }
     }
+    if !f.warnings.is_empty() {
+        let _ = writeln!(o);
+        let _ = writeln!(o, "Warnings ({}):", f.warnings.len());
+        for w in &f.warnings {
+            let _ = writeln!(o, "  {w}");
+        }
+    }
     if f.blank_rows > 0 {
         let _ = writeln!(o);
         let _ = writeln!(
@@ -435,6 +451,7 @@ fn to_json(
         "problems_truncated": f.problems_total() > f.problems.len() as u64,
         "blank_rows": f.blank_row_numbers,
         "hidden_rows": if f.hidden_known { json!(f.hidden_rows) } else { Value::Null },
+        "warnings": f.warnings,
         "exit_code": f.exit_code().code(),
     })
 }

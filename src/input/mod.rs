@@ -6,7 +6,8 @@
 //! - [`open`] returns a [`Reader`]: [`SourceInfo`] plus an iterator of rows (streamed for CSV).
 //! - [`Marker`] turns raw rows into [`InputRow`]s with duplicates and exclusions marked.
 //! - [`read_exclusions`] reads an `--exclude` file into a set of keys.
-//! - [`read_all`] does all three for the engine.
+//! - [`read_all`] does all three for the engine; [`read_input`] does the same and also returns
+//!   the warnings found while reading (rows that do not fit the file's encoding).
 //!
 //! Blank rows (every cell empty) are never returned as rows: [`Reader::blank_rows`] counts the
 //! ones that lie between data rows (trailing blank rows are not counted). Every other row after
@@ -251,9 +252,57 @@ pub struct Reader {
     blank_count: u64,
     blank_rows: Vec<u64>,
     done: bool,
+    /// Rows that do not fit the encoding the text file was read with.
+    misfits: Option<std::sync::Arc<std::sync::Mutex<text::Misfits>>>,
 }
 
 impl Reader {
+    /// Warnings about what was read so far, each naming the file: rows that do not fit the
+    /// encoding the file was read with. Complete once every row was read.
+    pub fn warnings(&self) -> Vec<String> {
+        let Some(m) = &self.misfits else {
+            return Vec::new();
+        };
+        let m = match m.lock() {
+            Ok(m) => m.clone(),
+            Err(_) => return Vec::new(),
+        };
+        if m.count == 0 {
+            return Vec::new();
+        }
+        let mut rows = m
+            .rows
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        if m.count > m.rows.len() as u64 {
+            rows.push_str(&format!(" and {} more", m.count - m.rows.len() as u64));
+        }
+        let (word, verb) = if m.count == 1 {
+            ("row", "is")
+        } else {
+            ("rows", "are")
+        };
+        let path = self.info.path.display();
+        let message = if self.info.encoding.as_deref() == Some("windows-1252") {
+            format!(
+                "{path}: {word} {rows} {verb} not valid UTF-8, while the rest of the file is; \
+                 the file was read as Windows-1252, so accented letters in the other rows may \
+                 be wrong (such as 'Ã«' for 'ë'). Pass --encoding utf-8, or save the file \
+                 again as CSV UTF-8 (Excel: File › Save As › CSV UTF-8)"
+            )
+        } else {
+            format!(
+                "{path}: {word} {rows} {verb} not valid {enc}: the bytes that are not show as \
+                 '\u{FFFD}'. Fix those cells, or save the file again as CSV UTF-8 (Excel: File \
+                 › Save As › CSV UTF-8)",
+                enc = self.info.encoding.as_deref().unwrap_or("UTF-8")
+            )
+        };
+        vec![message]
+    }
+
     /// Blank rows skipped so far between data rows (trailing blank rows are not counted).
     pub fn blank_rows(&self) -> u64 {
         self.blank_count
@@ -395,6 +444,7 @@ fn make_reader(
         blank_count: 0,
         blank_rows: Vec::new(),
         done: false,
+        misfits: None,
     }
 }
 
@@ -450,9 +500,20 @@ fn open_text(path: &Path, head_bytes: &[u8], opts: &ReadOptions) -> Result<Reade
             text::Detected {
                 encoding: enc,
                 bom: encoding_rs::Encoding::for_bom(head_bytes).is_some_and(|(e, _)| e == enc),
+                mixed: false,
             }
         }
         None => text::detect_encoding(path, head_bytes)?,
+    };
+    // Rows that do not fit the encoding chosen for the whole file are named in a warning.
+    let fit = if det.mixed {
+        Some(text::FitCheck::cp1252_mixed())
+    } else if det.encoding == encoding_rs::UTF_8 && opts.encoding.is_some() {
+        text::scan_utf8(path)?
+            .invalid
+            .then_some(text::FitCheck::Utf8Replaced)
+    } else {
+        None
     };
     let head_text = text::decode_head(head_bytes, det.encoding);
     // Whatever the encoding (a BOM can sit in front of junk), the text must look like text.
@@ -474,7 +535,9 @@ fn open_text(path: &Path, head_bytes: &[u8], opts: &ReadOptions) -> Result<Reade
     let mut info = empty_info(path, format);
     info.encoding = Some(det.label());
     info.delimiter = Some(delimiter as char);
-    let mut src: RowSource = Box::new(text::CsvRows::open(path, det.encoding, delimiter)?);
+    let mut rows = text::CsvRows::open(path, det.encoding, delimiter)?;
+    let misfits = fit.map(|f| rows.check_fit(f));
+    let mut src: RowSource = Box::new(rows);
     let head = read_head(&mut src)?;
     if head
         .iter()
@@ -486,7 +549,9 @@ fn open_text(path: &Path, head_bytes: &[u8], opts: &ReadOptions) -> Result<Reade
     }
     let layout =
         find_layout(&head, opts.column.as_deref()).map_err(|e| layout_error(path, None, e))?;
-    Ok(make_reader(info, Vec::new(), head, layout, src))
+    let mut reader = make_reader(info, Vec::new(), head, layout, src);
+    reader.misfits = misfits;
+    Ok(reader)
 }
 
 fn open_workbook(
@@ -676,6 +741,14 @@ impl Marker {
 /// A value that is not an address or object id is an error ([`InputError::BadExclusion`]):
 /// a mistyped break-glass account must not be silently ignored.
 pub fn read_exclusions(path: &Path, opts: &ReadOptions) -> Result<HashSet<String>, InputError> {
+    read_exclusion_list(path, opts).map(|(keys, _)| keys)
+}
+
+/// [`read_exclusions`], with the warnings found while reading.
+pub fn read_exclusion_list(
+    path: &Path,
+    opts: &ReadOptions,
+) -> Result<(HashSet<String>, Vec<String>), InputError> {
     let mut reader = open(path, opts)?;
     let column = reader.info.column_letter.clone();
     let mut keys = HashSet::new();
@@ -696,7 +769,21 @@ pub fn read_exclusions(path: &Path, opts: &ReadOptions) -> Result<HashSet<String
             }
         }
     }
-    Ok(keys)
+    Ok((keys, reader.warnings()))
+}
+
+/// Everything read from an input file and its exclusion list.
+#[derive(Debug)]
+pub struct Input {
+    pub info: SourceInfo,
+    /// Every row, marked.
+    pub rows: Vec<InputRow>,
+    /// The exclusion keys (the engine also matches them against every address of a resolved
+    /// user).
+    pub excluded: HashSet<String>,
+    /// Warnings to show before going on, each naming its file (rows that do not fit the
+    /// encoding a text file was read with). Empty for most files.
+    pub warnings: Vec<String>,
 }
 
 /// Everything the engine needs: the source info, every row (marked), and the exclusion keys
@@ -706,8 +793,22 @@ pub fn read_all(
     opts: &ReadOptions,
     exclude: Option<&Path>,
 ) -> Result<(SourceInfo, Vec<InputRow>, HashSet<String>), InputError> {
+    read_input(path, opts, exclude).map(|i| (i.info, i.rows, i.excluded))
+}
+
+/// [`read_all`], with the warnings found while reading the input and the exclusion list.
+pub fn read_input(
+    path: &Path,
+    opts: &ReadOptions,
+    exclude: Option<&Path>,
+) -> Result<Input, InputError> {
+    let mut warnings = Vec::new();
     let excluded = match exclude {
-        Some(p) => read_exclusions(p, &ReadOptions::default())?,
+        Some(p) => {
+            let (keys, w) = read_exclusion_list(p, &ReadOptions::default())?;
+            warnings.extend(w);
+            keys
+        }
         None => HashSet::new(),
     };
     let mut reader = open(path, opts)?;
@@ -717,5 +818,11 @@ pub fn read_all(
     for raw in &mut reader {
         rows.push(marker.mark(raw?)?);
     }
-    Ok((info, rows, excluded))
+    warnings.extend(reader.warnings());
+    Ok(Input {
+        info,
+        rows,
+        excluded,
+        warnings,
+    })
 }

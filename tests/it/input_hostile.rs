@@ -425,3 +425,92 @@ fn a_stray_control_character_marks_its_row_and_the_rest_is_read() {
     let p = write(dir.path(), "controls.csv", &junk);
     assert_input_error(&validate(&p, &[]), &p, &["binary data"]);
 }
+
+#[test]
+fn csv_rows_are_numbered_as_excel_numbers_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "notes.csv",
+        b"Email,Note\r\na@x.example,\"three\r\nline\nnote\"\r\nb@x.example,x\r\n\r\nc@x.example,\"\"\"quoted\"\"\r\nagain\"\r\nTBC,\r\n",
+    );
+    let v: Value = serde_json::from_str(&validate(&p, &["--json"]).stdout).unwrap();
+    let users: Vec<(u64, &str)> = v["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["row"].as_u64().unwrap(),
+                u["user"]["value"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        users,
+        [(2, "a@x.example"), (3, "b@x.example"), (5, "c@x.example")]
+    );
+    assert_eq!(v["blank_rows"], serde_json::json!([4]));
+    assert_eq!(v["problems"][0]["row"], 6);
+}
+
+#[test]
+fn utf8_rows_among_windows_1252_ones_are_named_in_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut body = b"Name,Email\n".to_vec();
+    for i in 0..20 {
+        // Rows 7, 12 and 14 to 21 were typed on a machine saving Windows-1252.
+        if i == 5 || i == 10 || (12..20).contains(&i) {
+            body.extend(b"J\xfcrgen ");
+            body.extend(format!("{i},u{i}@x.example\n").bytes());
+        } else {
+            body.extend(format!("Zo\u{eb} {i},u{i}@x.example\n").bytes());
+        }
+    }
+    let p = write(dir.path(), "mixed.csv", &body);
+    let out = validate(&p, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("Encoding:      windows-1252"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(
+            "mixed.csv: rows 7, 12, 14, 15, 16 and 5 more are not valid UTF-8, while the rest of \
+             the file is; the file was read as Windows-1252"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("--encoding utf-8"), "{}", out.stdout);
+    let v: Value = serde_json::from_str(&validate(&p, &["--json"]).stdout).unwrap();
+    assert_eq!(v["warnings"].as_array().unwrap().len(), 1, "{v}");
+
+    // Forced UTF-8: the same rows are named, as not fitting UTF-8.
+    let out = validate(&p, &["--encoding", "utf-8"]);
+    assert!(
+        out.stdout
+            .contains("rows 7, 12, 14, 15, 16 and 5 more are not valid UTF-8: the bytes"),
+        "{}",
+        out.stdout
+    );
+    // A file entirely in Windows-1252, or entirely UTF-8, has no warning.
+    for f in ["excel-semicolon-cp1252.csv", "legacy-portal-bulk.csv"] {
+        let out = validate(&repo("tests/fixtures").join(f), &[]);
+        assert!(!out.stdout.contains("Warnings"), "{f}: {}", out.stdout);
+    }
+    // An exclusion list's warning is shown too.
+    let ex = write(
+        dir.path(),
+        "ex.csv",
+        b"UPN,Note\nbreakglass01@northwind.example,Zo\xc3\xab\nbreakglass02@northwind.example,J\xfcrgen\n",
+    );
+    let out = validate(&p, &["--exclude", ex.to_str().unwrap()]);
+    assert!(out.stdout.contains("Warnings (2):"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("ex.csv: row 3 is not valid UTF-8"),
+        "{}",
+        out.stdout
+    );
+}
