@@ -3,8 +3,8 @@
 //!
 //! Big files: up to 1,000 users are all listed; above that the first 50 are listed and the rest
 //! counted. Problems are listed up to 1,000 (then counted). `--json` applies the same limits.
-//! Exit 0 when every row is usable, 1 when some rows need attention (invalid or duplicate, or no
-//! users at all), 2 when the file is unusable.
+//! Exit 0 when every row is usable, 1 when some rows need attention (invalid or duplicate), 2
+//! when the file is unusable or yields no users at all (the rows read are still listed).
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -49,11 +49,15 @@ pub struct Findings {
     pub first_row: Option<u64>,
     /// Warnings found while reading (rows that do not fit the file's encoding).
     pub warnings: Vec<String>,
+    /// Why the file is an input error although it could be read: it yields no users.
+    pub no_users: Option<String>,
 }
 
 impl Findings {
     pub fn exit_code(&self) -> ExitCode {
-        if self.invalid > 0 || self.duplicate > 0 || self.ok + self.excluded == 0 {
+        if self.no_users.is_some() {
+            ExitCode::UsageOrInput
+        } else if self.invalid > 0 || self.duplicate > 0 {
             ExitCode::RowsNeedAttention
         } else {
             ExitCode::Success
@@ -132,6 +136,8 @@ pub fn check(args: &ValidateArgs) -> Result<(SourceInfo, Findings), InputError> 
     f.blank_row_numbers = reader.blank_row_numbers().to_vec();
     warnings.extend(reader.warnings());
     f.warnings = warnings;
+    // The same check as every command's: listed here, then exit 2.
+    f.no_users = marker.require_users(&info).err().map(|e| e.to_string());
     Ok((info, f))
 }
 
@@ -150,6 +156,10 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
             // A closed pipe (`| head`) is not an error worth a message.
             let _ = stdout.write_all(out.as_bytes());
             let _ = stdout.flush();
+            drop(stdout);
+            if let Some(e) = &f.no_users {
+                eprintln!("error: {e}");
+            }
             Ok(f.exit_code())
         }
         Err(e) => {
@@ -371,7 +381,7 @@ fn to_text(
         ExitCode::Success => {
             let _ = writeln!(o, "Every row is usable.");
         }
-        _ if f.ok + f.excluded == 0 => {
+        ExitCode::UsageOrInput => {
             let _ = writeln!(
                 o,
                 "No users found below the header: check the file, or pick the column with --column."
@@ -452,6 +462,7 @@ fn to_json(
         "blank_rows": f.blank_row_numbers,
         "hidden_rows": if f.hidden_known { json!(f.hidden_rows) } else { Value::Null },
         "warnings": f.warnings,
+        "error": f.no_users,
         "exit_code": f.exit_code().code(),
     })
 }

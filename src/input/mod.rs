@@ -8,6 +8,8 @@
 //! - [`read_exclusions`] reads an `--exclude` file into a set of keys.
 //! - [`read_all`] does all three for the engine; [`read_input`] does the same and also returns
 //!   the warnings found while reading (rows that do not fit the file's encoding).
+//! - A file or sheet that yields no users, and an exclusion list that yields none, are input
+//!   errors ([`InputError::NoUsers`], [`InputError::EmptyExclusions`]).
 //!
 //! Blank rows (every cell empty) are never returned as rows: [`Reader::blank_rows`] counts the
 //! ones that lie between data rows (trailing blank rows are not counted). Every other row after
@@ -549,9 +551,55 @@ fn open_text(path: &Path, head_bytes: &[u8], opts: &ReadOptions) -> Result<Reade
     }
     let layout =
         find_layout(&head, opts.column.as_deref()).map_err(|e| layout_error(path, None, e))?;
+    refuse_pasted_list(path, &head, &layout, Some(delimiter as char))?;
     let mut reader = make_reader(info, Vec::new(), head, layout, src);
     reader.misfits = misfits;
     Ok(reader)
+}
+
+/// Refuses a headerless file (or sheet) whose only row holds several addresses, as when a
+/// list is pasted from a mail: reading them as users would give them all one row number (the
+/// identity of a row in the result file and in `--plan`), and reading one would drop the rest.
+/// `head` is the whole file when it holds fewer than [`HEAD_ROWS`] rows.
+fn refuse_pasted_list(
+    path: &Path,
+    head: &[Row],
+    layout: &Layout,
+    delimiter: Option<char>,
+) -> Result<(), InputError> {
+    if layout.header.is_some() || head.len() >= HEAD_ROWS {
+        return Ok(());
+    }
+    let mut filled = head
+        .iter()
+        .filter(|r| !r.1.iter().all(|c| normalize::is_blank(c)));
+    let (Some((row, cells)), None) = (filled.next(), filled.next()) else {
+        return Ok(());
+    };
+    let users: Vec<usize> = cells
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| normalize::looks_like_user(c))
+        .map(|(i, _)| i)
+        .collect();
+    if users.len() < 2 {
+        return Ok(());
+    }
+    let how = match delimiter {
+        Some('\t') => "separated by tabs".to_string(),
+        Some(d) => format!("separated by '{d}'"),
+        None => format!(
+            "in columns {} to {}",
+            col_letter(users[0]),
+            col_letter(users[users.len() - 1])
+        ),
+    };
+    Err(InputError::PastedList {
+        path: path.to_path_buf(),
+        row: *row,
+        count: users.len(),
+        how,
+    })
 }
 
 fn open_workbook(
@@ -593,6 +641,7 @@ fn open_workbook(
         let (head, src) = load(&mut book, &name)?;
         let layout = find_layout(&head, opts.column.as_deref())
             .map_err(|e| layout_error(path, Some(name.clone()), e))?;
+        refuse_pasted_list(path, &head, &layout, None)?;
         info.sheet = Some(name);
         return Ok(with_hidden(
             make_reader(info, sheets, head, layout, src),
@@ -613,6 +662,7 @@ fn open_workbook(
         }
         match find_layout(&head, opts.column.as_deref()) {
             Ok(layout) => {
+                refuse_pasted_list(path, &head, &layout, None)?;
                 info.sheet = Some(name.clone());
                 return Ok(with_hidden(
                     make_reader(info, sheets.clone(), head, layout, src),
@@ -650,6 +700,8 @@ pub struct Marker {
     seen: HashMap<String, u64>,
     column: Option<String>,
     state_column: Option<String>,
+    rows: u64,
+    users: u64,
 }
 
 impl Marker {
@@ -659,7 +711,37 @@ impl Marker {
             seen: HashMap::new(),
             column: None,
             state_column: None,
+            rows: 0,
+            users: 0,
         }
+    }
+
+    /// Once every row is marked: [`InputError::NoUsers`] when no row held a user (to change
+    /// or excluded). Every command that reads an input file stops there (exit 2).
+    pub fn require_users(&self, info: &SourceInfo) -> Result<(), InputError> {
+        if self.users > 0 {
+            return Ok(());
+        }
+        let column = normalize::printable(&info.column);
+        let detail = match (self.rows, info.header_row) {
+            (0, Some(h)) => format!("there are no rows below the header (row {h})"),
+            (0, None) => "there are no rows".to_string(),
+            (1, _) => format!(
+                "its one row holds no email address or object id in column \"{column}\" \
+                 (column {})",
+                info.column_letter
+            ),
+            (n, _) => format!(
+                "none of its {n} rows holds an email address or object id in column \
+                 \"{column}\" (column {})",
+                info.column_letter
+            ),
+        };
+        Err(InputError::NoUsers {
+            path: info.path.clone(),
+            sheet: info.sheet.clone(),
+            detail,
+        })
     }
 
     /// Like [`Marker::new`], naming the file's columns in the reasons it gives.
@@ -673,6 +755,15 @@ impl Marker {
     }
 
     pub fn mark(&mut self, raw: RawRow) -> Result<InputRow, InputError> {
+        let row = self.mark_row(raw)?;
+        self.rows += 1;
+        if !matches!(row.status, RowStatus::Invalid { .. }) {
+            self.users += 1;
+        }
+        Ok(row)
+    }
+
+    fn mark_row(&mut self, raw: RawRow) -> Result<InputRow, InputError> {
         let invalid = |reason: String, state: Option<MfaState>| InputRow {
             row: raw.row,
             input: raw.input.clone(),
@@ -739,7 +830,8 @@ impl Marker {
 /// Reads an `--exclude` file (any format `open` reads) into normalised keys.
 ///
 /// A value that is not an address or object id is an error ([`InputError::BadExclusion`]):
-/// a mistyped break-glass account must not be silently ignored.
+/// a mistyped break-glass account must not be silently ignored. So is a list that yields no
+/// user at all ([`InputError::EmptyExclusions`]).
 pub fn read_exclusions(path: &Path, opts: &ReadOptions) -> Result<HashSet<String>, InputError> {
     read_exclusion_list(path, opts).map(|(keys, _)| keys)
 }
@@ -769,6 +861,11 @@ pub fn read_exclusion_list(
             }
         }
     }
+    if keys.is_empty() {
+        return Err(InputError::EmptyExclusions {
+            path: path.to_path_buf(),
+        });
+    }
     Ok((keys, reader.warnings()))
 }
 
@@ -788,6 +885,8 @@ pub struct Input {
 
 /// Everything the engine needs: the source info, every row (marked), and the exclusion keys
 /// (the engine also matches them against every address of a resolved user).
+///
+/// An input without a single user is an error ([`InputError::NoUsers`], exit 2).
 pub fn read_all(
     path: &Path,
     opts: &ReadOptions,
@@ -818,6 +917,7 @@ pub fn read_input(
     for raw in &mut reader {
         rows.push(marker.mark(raw?)?);
     }
+    marker.require_users(&info)?;
     warnings.extend(reader.warnings());
     Ok(Input {
         info,

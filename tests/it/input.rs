@@ -494,8 +494,9 @@ fn column_by_name_or_by_letter() {
         assert_eq!(users(&v), seven_at(&[5, 6, 7, 9, 10, 11, 12]), "{col}");
     }
     // Employee IDs come out of XLSX as floats but print as typed.
+    // No user in that column: an input error (exit 2), with every row still listed.
     let out = validate(&fixture("hr-new-starters.xlsx"), &["--column", "A"]);
-    assert_eq!(out.code, 1);
+    assert_eq!(out.code, 2);
     assert!(out.stdout.contains("'10417'"), "{}", out.stdout);
     assert!(!out.stdout.contains("10417.0"), "{}", out.stdout);
 

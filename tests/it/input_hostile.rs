@@ -383,6 +383,199 @@ fn a_huge_value_is_invalid_and_shown_cut_everywhere() {
 }
 
 #[test]
+fn an_exclusion_list_without_users_stops_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(
+        dir.path(),
+        "users.csv",
+        b"UPN\nzoe.lindqvist@northwind.example\nbreakglass01@northwind.example\n",
+    );
+    for (name, body) in [
+        ("ex-header.csv", &b"UPN\n"[..]),
+        ("ex-blank.csv", &b"UPN,Note\n,keep this one\n\n"[..]),
+    ] {
+        let ex = write(dir.path(), name, body);
+        let out = validate(&input, &["--exclude", ex.to_str().unwrap()]);
+        assert_input_error(
+            &out,
+            &ex,
+            &[
+                "the exclusion list holds no users",
+                "break-glass",
+                "--exclude",
+            ],
+        );
+
+        let sim = TestSim::sample();
+        let before = sim.state("breakglass01@northwind.example");
+        for cmd in [&["dry-run"][..], &["apply", "--yes"][..]] {
+            let o = sim
+                .cmd(dir.path())
+                .args(cmd)
+                .arg(&input)
+                .arg("--exclude")
+                .arg(&ex)
+                .arg("-o")
+                .arg(dir.path().join(format!("{}-{name}.csv", cmd[0])))
+                .output()
+                .unwrap();
+            assert_input_error(&out_of(o), &ex, &["the exclusion list holds no users"]);
+        }
+        assert_eq!(sim.state("breakglass01@northwind.example"), before);
+        assert_eq!(sim.counters().requests, 0, "nothing sent to Graph");
+        assert_eq!(sim.counters().writes, 0);
+    }
+}
+
+#[test]
+fn an_input_without_users_is_an_input_error_for_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, body) in [
+        ("header-only.csv", &b"UserPrincipalName,MFA Status\r\n"[..]),
+        ("tbc.csv", &b"UPN\nTBC\n\nto follow\n"[..]),
+    ] {
+        let p = write(dir.path(), name, body);
+        let out = validate(&p, &[]);
+        assert_input_error(&out, &p, &["no users found", "--column"]);
+        // validate still lists what it found.
+        assert!(out.stdout.contains("Users (0):"), "{}", out.stdout);
+        let v: Value = serde_json::from_str(&validate(&p, &["--json"]).stdout).unwrap();
+        assert_eq!(v["exit_code"], 2);
+        assert!(v["error"].as_str().unwrap().contains("no users found"));
+
+        let sim = TestSim::sample();
+        for cmd in [&["dry-run"][..], &["apply", "--yes"][..]] {
+            let o = sim
+                .cmd(dir.path())
+                .args(cmd)
+                .arg(&p)
+                .arg("-o")
+                .arg(dir.path().join(format!("{}-{name}", cmd[0])))
+                .output()
+                .unwrap();
+            let out = out_of(o);
+            assert_input_error(&out, &p, &["no users found"]);
+            assert!(!out.stdout.contains("Done"), "{}", out.stdout);
+        }
+        assert_eq!(sim.counters().requests, 0, "nothing sent to Graph");
+    }
+    let out = validate(&dir.path().join("tbc.csv"), &[]);
+    assert!(
+        out.stderr
+            .contains("none of its 2 rows holds an email address or object id in column \"UPN\""),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_list_pasted_on_one_line_is_refused_never_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, body, how) in [
+        (
+            "pasted.csv",
+            &b"zoe@x.example, liam@x.example, kenji@x.example, amara@x.example\r\n"[..],
+            "row 1 holds 4 addresses separated by ','",
+        ),
+        (
+            "outlook.txt",
+            &b"Zoe Lindqvist <zoe@x.example>; Liam <liam@x.example>"[..],
+            "row 1 holds 2 addresses separated by ';'",
+        ),
+    ] {
+        let p = write(dir.path(), name, body);
+        let out = validate(&p, &[]);
+        assert_input_error(
+            &out,
+            &p,
+            &[how, "Put one user per row", "--plan", "header row"],
+        );
+        let sim = TestSim::sample();
+        let o = sim
+            .cmd(dir.path())
+            .arg("dry-run")
+            .arg(&p)
+            .arg("-o")
+            .arg(dir.path().join(format!("r-{name}.csv")))
+            .output()
+            .unwrap();
+        assert_input_error(&out_of(o), &p, &[how]);
+        assert_eq!(sim.counters().requests, 0);
+    }
+    // A workbook row of addresses, too.
+    let p = dir.path().join("pasted.xlsx");
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    for (c, a) in ["a@x.example", "b@x.example", "c@x.example"]
+        .iter()
+        .enumerate()
+    {
+        ws.write_string(0, c as u16 + 1, *a).unwrap();
+    }
+    wb.save(&p).unwrap();
+    assert_input_error(
+        &validate(&p, &[]),
+        &p,
+        &["row 1 holds 3 addresses in columns B to D"],
+    );
+
+    // What is not a pasted list still reads.
+    for (name, body, users) in [
+        (
+            "legacy.csv",
+            &b"Username,MFA Status\r\na@x.example,Enabled\r\n"[..],
+            1,
+        ),
+        ("one.txt", &b"a@x.example\n"[..], 1),
+        (
+            "pairs.csv",
+            &b"a@x.example,boss@x.example\nb@x.example,boss@x.example\n"[..],
+            2,
+        ),
+        (
+            "mail-manager.csv",
+            &b"Email,Manager\na@x.example,boss@x.example\n"[..],
+            1,
+        ),
+    ] {
+        let p = write(dir.path(), name, body);
+        let out = validate(&p, &["--json"]);
+        let v: Value = serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("{name}: {e} {}", out.stderr));
+        assert_eq!(v["counts"]["users"], users, "{name}: {v}");
+        assert_eq!(out.code, Some(0), "{name}: {}", out.stderr);
+    }
+}
+
+#[test]
+fn csv_rows_are_numbered_as_excel_numbers_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "notes.csv",
+        b"Email,Note\r\na@x.example,\"three\r\nline\nnote\"\r\nb@x.example,x\r\n\r\nc@x.example,\"\"\"quoted\"\"\r\nagain\"\r\nTBC,\r\n",
+    );
+    let v: Value = serde_json::from_str(&validate(&p, &["--json"]).stdout).unwrap();
+    let users: Vec<(u64, &str)> = v["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["row"].as_u64().unwrap(),
+                u["user"]["value"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        users,
+        [(2, "a@x.example"), (3, "b@x.example"), (5, "c@x.example")]
+    );
+    assert_eq!(v["blank_rows"], serde_json::json!([4]));
+    assert_eq!(v["problems"][0]["row"], 6);
+}
+
+#[test]
 fn a_stray_control_character_marks_its_row_and_the_rest_is_read() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(
@@ -424,34 +617,6 @@ fn a_stray_control_character_marks_its_row_and_the_rest_is_read() {
     let junk: Vec<u8> = (1..2000u32).map(|i| (i * 7 % 31 + 1) as u8).collect();
     let p = write(dir.path(), "controls.csv", &junk);
     assert_input_error(&validate(&p, &[]), &p, &["binary data"]);
-}
-
-#[test]
-fn csv_rows_are_numbered_as_excel_numbers_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = write(
-        dir.path(),
-        "notes.csv",
-        b"Email,Note\r\na@x.example,\"three\r\nline\nnote\"\r\nb@x.example,x\r\n\r\nc@x.example,\"\"\"quoted\"\"\r\nagain\"\r\nTBC,\r\n",
-    );
-    let v: Value = serde_json::from_str(&validate(&p, &["--json"]).stdout).unwrap();
-    let users: Vec<(u64, &str)> = v["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| {
-            (
-                u["row"].as_u64().unwrap(),
-                u["user"]["value"].as_str().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        users,
-        [(2, "a@x.example"), (3, "b@x.example"), (5, "c@x.example")]
-    );
-    assert_eq!(v["blank_rows"], serde_json::json!([4]));
-    assert_eq!(v["problems"][0]["row"], 6);
 }
 
 #[test]
