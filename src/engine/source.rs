@@ -58,9 +58,17 @@ pub(super) fn load(source: &Source) -> anyhow::Result<Loaded> {
             exclude,
             target,
         } => {
-            let (info, rows, excluded) = input::read_all(file, read, exclude.as_deref())?;
-            let items = rows.into_iter().map(|r| Item::new(r, target)).collect();
-            (info, items, excluded)
+            let input = input::read_input(file, read, exclude.as_deref())?;
+            // Shown before anything is sent, so the admin can stop and fix the file.
+            for w in &input.warnings {
+                eprintln!("warning: {w}");
+            }
+            let items = input
+                .rows
+                .into_iter()
+                .map(|r| Item::new(r, target))
+                .collect();
+            (input.info, items, input.excluded)
         }
         Source::EarlierResult { file } => {
             (earlier_info(file), earlier_items(file)?, HashSet::new())

@@ -9,6 +9,7 @@ mod graph_sim;
 mod help;
 mod injection;
 mod input;
+mod input_hostile;
 mod interrupt;
 mod large;
 mod reliability;
