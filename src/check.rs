@@ -6,7 +6,9 @@
 use serde::Serialize;
 
 use crate::exit::ExitCode;
-use crate::graph::{missing_message, Access, Graph, GraphError, Identity, Requirement};
+use crate::graph::{
+    missing_message, roles, Access, Graph, GraphError, Identity, Requirement, RequirementKind,
+};
 use crate::settings::GraphTarget;
 
 #[derive(Serialize)]
@@ -119,6 +121,7 @@ async fn build(graph: &Graph, simulator: bool) -> Report {
         };
         let any_of = ["UserAuthenticationMethod.Read.All", "AuditLog.Read.All"];
         Requirement {
+            kind: RequirementKind::Permission,
             purpose: "show MFA registration (--registration)".into(),
             any_of: any_of.iter().map(|s| s.to_string()).collect(),
             found: any_of
@@ -174,6 +177,26 @@ fn text(r: &Report) -> String {
         },
     );
     line("Graph:", &id.graph_url);
+    if let (Some(_), Some(wids)) = (&id.user, &id.directory_roles) {
+        line(
+            "admin roles:",
+            &match roles::mfa_admin_role(wids) {
+                Some(r) => format!(
+                    "{} ({} may change per-user MFA)",
+                    wids.iter().map(|w| roles::name(w)).collect::<Vec<_>>().join(", "),
+                    roles::name(r)
+                ),
+                None if wids.is_empty() => {
+                    "none: per-user MFA needs Authentication Policy Administrator, Privileged                      Authentication Administrator or Global Administrator"
+                        .into()
+                }
+                None => format!(
+                    "{}: none of them may change per-user MFA (Authentication Policy                      Administrator, Privileged Authentication Administrator or Global                      Administrator)",
+                    wids.iter().map(|w| roles::name(w)).collect::<Vec<_>>().join(", ")
+                ),
+            },
+        );
+    }
     let perms = if id.user.is_some() {
         &id.scopes
     } else {

@@ -46,6 +46,9 @@ pub enum Command {
     /// Sign in and report tenant, app, cloud and the permissions found and missing. Changes
     /// nothing.
     Check(CheckArgs),
+    /// Forget the admin sign-ins kept by --interactive and --device-code (all, or those of a
+    /// tenant, app or account). Changes nothing in Entra.
+    Logout(LogoutArgs),
     /// Run the built-in Microsoft Graph simulator (for demos and tests; no tenant needed).
     Sim(SimArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
@@ -120,7 +123,7 @@ pub struct GraphArgs {
     /// settings are not used with it.)
     #[arg(long, conflicts_with_all = [
         "tenant", "client_id", "client_secret_file", "certificate", "certificate_password_file",
-        "device_code", "cloud", "graph_url", "login_url",
+        "device_code", "interactive", "managed_identity", "cloud", "graph_url", "login_url",
     ])]
     pub sim: bool,
 
@@ -150,9 +153,33 @@ pub struct GraphArgs {
     pub certificate_password_file: Option<PathBuf>,
 
     /// Sign in as an admin at this terminal with a device code (delegated; needs the
-    /// Authentication Policy Administrator role).
-    #[arg(long)]
+    /// Authentication Policy Administrator role). Kept between commands like --interactive.
+    #[arg(long, conflicts_with_all = ["interactive", "managed_identity"])]
     pub device_code: bool,
+
+    /// Sign in as an admin in the browser (delegated; needs the Authentication Policy
+    /// Administrator role). Without --client-id, as Microsoft Graph Command Line Tools. The
+    /// sign-in is kept for the next commands (OS credential store) until `mfa-bulk logout`.
+    #[arg(long, conflicts_with_all = [
+        "managed_identity", "client_secret_file", "certificate", "certificate_password_file",
+    ])]
+    pub interactive: bool,
+
+    /// Sign in as the managed identity of the Azure VM, App Service, Functions or Automation
+    /// account this runs on: the system-assigned one, or `--managed-identity=CLIENT_ID` for a
+    /// user-assigned one.
+    #[arg(
+        long,
+        value_name = "CLIENT_ID",
+        num_args = 0..=1,
+        require_equals = true,
+        conflicts_with_all = ["client_secret_file", "certificate", "certificate_password_file"],
+    )]
+    pub managed_identity: Option<Option<String>>,
+
+    /// Neither use nor keep a saved admin sign-in (--interactive, --device-code): sign in anew.
+    #[arg(long)]
+    pub no_cache: bool,
 
     /// National cloud [default: global]. [env: MFA_BULK_CLOUD]
     #[arg(long, value_enum)]
@@ -294,6 +321,21 @@ pub struct CheckArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct LogoutArgs {
+    /// Only the sign-ins to this tenant (id or domain, as given when signing in).
+    #[arg(long, value_name = "ID")]
+    pub tenant: Option<String>,
+
+    /// Only the sign-ins with this application (client) id.
+    #[arg(long, value_name = "ID")]
+    pub client_id: Option<String>,
+
+    /// Only the sign-ins of this admin (user name).
+    #[arg(long, value_name = "UPN")]
+    pub account: Option<String>,
 }
 
 /// Options of the built-in simulator. Defaults are Graph's documented limits.
