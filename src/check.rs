@@ -27,6 +27,9 @@ struct Probe {
 #[derive(Serialize)]
 struct Report {
     signed_in: bool,
+    /// Signed in as the managed identity of this Azure resource.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    managed_identity: bool,
     simulator: bool,
     #[serde(flatten)]
     identity: Identity,
@@ -138,6 +141,10 @@ async fn build(graph: &Graph, simulator: bool) -> Report {
     let advice = (known && !missing.is_empty()).then(|| missing_message(&identity, &missing));
     Report {
         signed_in: true,
+        managed_identity: matches!(
+            graph.config().credential,
+            crate::graph::Credential::ManagedIdentity(_)
+        ),
         simulator,
         identity,
         permissions_known: known,
@@ -165,6 +172,9 @@ fn text(r: &Report) -> String {
         "signed in as:",
         &match &id.user {
             Some(u) => format!("{u} (delegated)"),
+            None if r.managed_identity => {
+                "this Azure resource's managed identity (application permissions)".into()
+            }
             None => "the app itself (application permissions)".into(),
         },
     );
@@ -177,22 +187,28 @@ fn text(r: &Report) -> String {
         },
     );
     line("Graph:", &id.graph_url);
+    if id.user.is_some() && id.directory_roles.is_none() && r.permissions_known {
+        line(
+            "admin roles:",
+            "not listed in the sign-in (writes need Authentication Policy Administrator, \
+             Privileged Authentication Administrator or Global Administrator)",
+        );
+    }
     if let (Some(_), Some(wids)) = (&id.user, &id.directory_roles) {
+        let held = roles::names(wids);
+        let list = if held.is_empty() {
+            "none".to_string()
+        } else {
+            held.join(", ")
+        };
         line(
             "admin roles:",
             &match roles::mfa_admin_role(wids) {
-                Some(r) => format!(
-                    "{} ({} may change per-user MFA)",
-                    wids.iter().map(|w| roles::name(w)).collect::<Vec<_>>().join(", "),
-                    roles::name(r)
-                ),
-                None if wids.is_empty() => {
-                    "none: per-user MFA needs Authentication Policy Administrator, Privileged                      Authentication Administrator or Global Administrator"
-                        .into()
-                }
+                Some(r) => format!("{list} ({} may change per-user MFA)", roles::name(r)),
                 None => format!(
-                    "{}: none of them may change per-user MFA (Authentication Policy                      Administrator, Privileged Authentication Administrator or Global                      Administrator)",
-                    wids.iter().map(|w| roles::name(w)).collect::<Vec<_>>().join(", ")
+                    "{list}: NOT one that may change per-user MFA (Authentication Policy \
+                     Administrator, Privileged Authentication Administrator or Global \
+                     Administrator)"
                 ),
             },
         );

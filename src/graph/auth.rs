@@ -604,7 +604,8 @@ impl Auth {
             &pkce.challenge,
         );
         eprintln!(
-            "Sign in to Microsoft Entra in your browser. If none opens, open this address on              this machine:\n  {url}"
+            "Sign in to Microsoft Entra in your browser. If none opens, open this address on \
+             this machine:\n  {url}"
         );
         let opener = url.clone();
         let opened = tokio::task::spawn_blocking(move || browser::open(&opener))

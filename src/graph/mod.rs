@@ -365,7 +365,7 @@ pub fn requirements_for(identity: &Identity, access: Access) -> Vec<Requirement>
             if let (Some(_), Some(wids)) = (&identity.user, &identity.directory_roles) {
                 v.push(Requirement {
                     kind: RequirementKind::DirectoryRole,
-                    purpose: "admin role that may change per-user MFA".into(),
+                    purpose: "hold an admin role".into(),
                     any_of: roles::MAY_CHANGE_MFA
                         .iter()
                         .map(|r| roles::name(r))
@@ -396,15 +396,13 @@ pub fn missing_message(identity: &Identity, missing: &[&Requirement]) -> String 
         .partition(|r| r.kind == RequirementKind::DirectoryRole);
     let mut s = String::new();
     if !roles_missing.is_empty() {
-        let held: Vec<String> = identity
-            .directory_roles
-            .iter()
-            .flatten()
-            .map(|w| roles::name(w))
-            .collect();
+        let held = roles::names(identity.directory_roles.as_deref().unwrap_or(&[]));
         s.push_str(&format!(
-            "the signed-in admin {} holds none of the roles that may change per-user MFA ({});              roles in this sign-in: {}.
-Ask for Authentication Policy Administrator (if it is              eligible in Privileged Identity Management, activate it), then run `mfa-bulk              logout` and sign in again. Roles scoped to an administrative unit do not count.",
+            "the signed-in admin {} holds none of the roles that may change per-user MFA \
+             ({}); roles in this sign-in: {}.\nAsk for Authentication Policy Administrator (if \
+             it is eligible in Privileged Identity Management, activate it), then run \
+             `mfa-bulk logout` and sign in again. Roles scoped to an administrative unit do not \
+             count.",
             identity.user.as_deref().unwrap_or("(unknown)"),
             roles::MAY_CHANGE_MFA
                 .iter()
@@ -505,9 +503,9 @@ fn identity_from(cfg: &GraphConfig, token: &str) -> (Identity, bool) {
 }
 
 /// Completes a delegated identity with who signed in (the ID token): the admin's user name,
-/// and roles from the ID token when the access token has none. A delegated token without
-/// `wids` means no directory role (Entra leaves the claim out then).
-fn with_account(mut id: Identity, account: Option<auth::Account>, known: bool) -> Identity {
+/// and roles from the ID token when the access token has none. Entra lists every user's roles
+/// in `wids` (at least the default "User" role), so a token without it leaves them unknown.
+fn with_account(mut id: Identity, account: Option<auth::Account>) -> Identity {
     if let Some(a) = account {
         if let Some(u) = a.username {
             id.user = Some(u);
@@ -515,9 +513,6 @@ fn with_account(mut id: Identity, account: Option<auth::Account>, known: bool) -
         if id.directory_roles.is_none() {
             id.directory_roles = a.wids;
         }
-    }
-    if known && id.user.is_some() && id.directory_roles.is_none() {
-        id.directory_roles = Some(vec![]);
     }
     id
 }
@@ -554,7 +549,7 @@ impl Graph {
         auth.init_env_token().await?;
         let token = auth.token().await?;
         let (identity, known) = identity_from(&cfg, token.access.expose());
-        let identity = with_account(identity, auth.account().await, known);
+        let identity = with_account(identity, auth.account().await);
         let pacer = pacer::Pacer::new(cfg.ru_per_10s, cfg.writes_per_sec);
         let inner = transport::Inner {
             sem: tokio::sync::Semaphore::new(cfg.concurrency.max(1)),

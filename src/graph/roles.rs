@@ -9,6 +9,9 @@ pub const PRIVILEGED_AUTHENTICATION_ADMINISTRATOR: &str = "7be44c8a-adaf-4e2a-84
 /// Global Administrator.
 pub const GLOBAL_ADMINISTRATOR: &str = "62e90394-69f5-4237-9190-012177145e10";
 
+/// The role every member user has ("User"); it grants no admin right.
+pub const DEFAULT_USER_ROLE: &str = "b79fbf4d-3ef9-4689-8143-76b194e85509";
+
 /// The roles that may change per-user MFA, least privileged first (the first is the one to
 /// ask for).
 pub const MAY_CHANGE_MFA: &[&str] = &[
@@ -61,6 +64,14 @@ pub fn name(template_id: &str) -> String {
         .find(|(id, _)| id.eq_ignore_ascii_case(template_id))
         .map(|(_, n)| n.to_string())
         .unwrap_or_else(|| template_id.to_string())
+}
+
+/// The names of the roles in `wids`, without the default role every user has.
+pub fn names(wids: &[String]) -> Vec<String> {
+    wids.iter()
+        .filter(|w| !w.eq_ignore_ascii_case(DEFAULT_USER_ROLE))
+        .map(|w| name(w))
+        .collect()
 }
 
 /// The first of `wids` that may change per-user MFA (by the order of [`MAY_CHANGE_MFA`]).

@@ -505,6 +505,8 @@ fn check_and_apply_sign_in_with_a_pfx_certificate_and_its_password_file() {
         public_client: false,
         scopes: vec![],
         signed_in_user: None,
+        redirect_uris: vec![],
+        deny_consent: false,
     });
     let sim = TestSim::with(cfg);
     let dir = tempfile::tempdir().unwrap();
