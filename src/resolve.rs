@@ -45,11 +45,13 @@ pub fn listing_is_cheaper(values: usize, tenant_users: u64) -> bool {
     values >= MIN_VALUES_FOR_LISTING && pages < values as u64
 }
 
-/// Resolves every value, in order. `progress(done)` is called as values are resolved.
+/// Resolves every value, in order. `progress(done)` is called as values are resolved,
+/// `listed(users)` as pages of the tenant are listed (when listing is cheaper).
 pub async fn resolve_all(
     graph: &Graph,
     refs: &[UserRef],
     progress: &mut (dyn FnMut(u64) + Send),
+    listed: &mut (dyn FnMut(u64) + Send),
 ) -> Result<(Vec<Resolved>, Strategy), GraphError> {
     let mut strategy = Strategy::Lookup;
     if refs.len() >= MIN_VALUES_FOR_LISTING {
@@ -62,7 +64,7 @@ pub async fn resolve_all(
     }
     match strategy {
         Strategy::Listing => {
-            let users = graph.list_users(&mut |_| {}).await?;
+            let users = graph.list_users(listed).await?;
             let index = UserIndex::new(users);
             let out: Vec<Resolved> = refs.iter().map(|r| index.find(r)).collect();
             progress(out.len() as u64);

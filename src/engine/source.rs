@@ -58,9 +58,17 @@ pub(super) fn load(source: &Source) -> anyhow::Result<Loaded> {
             exclude,
             target,
         } => {
-            let (info, rows, excluded) = input::read_all(file, read, exclude.as_deref())?;
-            let items = rows.into_iter().map(|r| Item::new(r, target)).collect();
-            (info, items, excluded)
+            let input = input::read_input(file, read, exclude.as_deref())?;
+            // Shown before anything is sent, so the admin can stop and fix the file.
+            for w in &input.warnings {
+                eprintln!("warning: {w}");
+            }
+            let items = input
+                .rows
+                .into_iter()
+                .map(|r| Item::new(r, target))
+                .collect();
+            (input.info, items, input.excluded)
         }
         Source::EarlierResult { file } => {
             (earlier_info(file), earlier_items(file)?, HashSet::new())
@@ -184,9 +192,10 @@ pub(super) async fn resolve(
     if refs.is_empty() {
         return Ok(Strategy::Lookup);
     }
-    let pb = progress::bar(refs.len() as u64, "resolving");
-    let (found, strategy) = resolve::resolve_all(graph, &refs, &mut |n| pb.set_position(n)).await?;
-    pb.finish_and_clear();
+    let pb = progress::resolving(refs.len() as u64);
+    let (found, strategy) =
+        resolve::resolve_all(graph, &refs, &mut |n| pb.resolved(n), &mut |u| pb.listed(u)).await?;
+    pb.finish();
 
     let mut first_row_of_user: HashMap<String, u64> = HashMap::new();
     for (k, res) in found.into_iter().enumerate() {
