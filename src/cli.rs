@@ -356,6 +356,10 @@ Demo, in two terminals:
    (or pass --graph-url/--login-url instead of the two variables; `--sim` runs the same
    simulator inside mfa-bulk without a second terminal)
 
+An admin's browser sign-in: add --interactive (without --client-id it signs in as Microsoft \
+Graph Command Line Tools; the simulator approves it at once as it.admin@northwind.example). A \
+managed identity: MFA_BULK_IMDS_URL=<the simulator's URL> with --managed-identity.
+
 Other sign-ins of the sample tenant: the read-only app 5b0e7f3c-2a41-4d8e-9c6b-7a1d2e3f4b50 \
 (secret sim-readonly-secret-not-a-real-credential), the certificate app \
 7d2a9b5e-4c63-4fa0-9e8d-9c3f4a5b6d72, the device code client 8e3bac6f-5d74-40b1-af9e-ad4a5b6c7e83 \

@@ -552,6 +552,61 @@ mod tests {
     }
 
     #[test]
+    fn an_admin_sign_in_needs_no_app_and_no_tenant_and_is_kept_unless_told() {
+        let mut a = args();
+        a.interactive = true;
+        let c = cfg(&a, &[]).unwrap();
+        assert_eq!(c.client_id, crate::graph::GRAPH_CLI_CLIENT_ID);
+        assert_eq!(c.tenant, "organizations");
+        match &c.credential {
+            Credential::Admin(s) => {
+                assert_eq!(s.flow, SignInFlow::Browser);
+                assert_eq!(s.cache, Some(CacheStore::Auto));
+                assert!(s
+                    .scopes
+                    .contains(&"Policy.ReadWrite.AuthenticationMethod".into()));
+            }
+            other => panic!("{other:?}"),
+        }
+        // The environment's app and tenant are used; the cache folder can be chosen.
+        let c = cfg(&a, &[ENV[0], ENV[1], ("MFA_BULK_CACHE_DIR", "/tmp/x")]).unwrap();
+        assert_eq!(c.client_id, "11111111-2222-3333-4444-555555555555");
+        assert!(matches!(&c.credential, Credential::Admin(s)
+            if s.cache == Some(CacheStore::Folder("/tmp/x".into()))));
+        a.no_cache = true;
+        a.interactive = false;
+        a.device_code = true;
+        let c = cfg(&a, &[]).unwrap();
+        assert!(matches!(&c.credential, Credential::Admin(s)
+            if s.cache.is_none() && s.flow == SignInFlow::DeviceCode));
+        // A dry-run asks only to read; --registration adds the report.
+        let t = GraphTarget::Tenant(c).with_scopes(false, true);
+        let GraphTarget::Tenant(c) = t else {
+            unreachable!()
+        };
+        let Credential::Admin(s) = &c.credential else {
+            unreachable!()
+        };
+        assert_eq!(
+            s.scopes,
+            vec!["Policy.Read.All", "User.Read.All", "AuditLog.Read.All"]
+        );
+    }
+
+    #[test]
+    fn a_managed_identity_needs_no_tenant_or_app() {
+        let mut a = args();
+        a.managed_identity = Some(None);
+        let c = cfg(&a, &[]).unwrap();
+        assert!(matches!(&c.credential, Credential::ManagedIdentity(m) if m.client_id.is_none()));
+        a.managed_identity = Some(Some("c-1".into()));
+        let c = cfg(&a, &[("MFA_BULK_IMDS_URL", "http://127.0.0.1:1")]).unwrap();
+        assert!(matches!(&c.credential,
+            Credential::ManagedIdentity(m) if m.client_id.as_deref() == Some("c-1")));
+        assert!(cfg(&a, &[("MFA_BULK_IMDS_URL", "http://169.254.1.1")]).is_err());
+    }
+
+    #[test]
     fn pacing_is_checked_the_same_with_and_without_the_simulator() {
         for sim in [false, true] {
             let mut a = args();
