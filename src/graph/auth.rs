@@ -534,7 +534,8 @@ impl Auth {
         if let (Some(want), Some(got)) = (tenant_id_of(&a.tenant), account.tenant_id.as_deref()) {
             if !want.eq_ignore_ascii_case(got) {
                 return Err(GraphError::Auth(format!(
-                    "{} signed in to the tenant {got}, not to {want} (--tenant): sign in with an                      account of {want}",
+                    "{} signed in to the tenant {got}, not to {want} (--tenant): sign in with \
+                     an account of {want}",
                     account.username.as_deref().unwrap_or("the account")
                 )));
             }
