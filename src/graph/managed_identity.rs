@@ -4,6 +4,11 @@
 //! - App Service, Functions, Container Apps and Azure Automation set `IDENTITY_ENDPOINT` and
 //!   `IDENTITY_HEADER`: `GET $IDENTITY_ENDPOINT?resource=…&api-version=2019-08-01` with header
 //!   `X-IDENTITY-HEADER`.
+//! - Azure Arc servers set `IDENTITY_ENDPOINT` and `IMDS_ENDPOINT` (the local agent): the first
+//!   request (`api-version=2020-06-01`, `Metadata: true`) is answered 401 with
+//!   `WWW-Authenticate: Basic realm=<key file>`; the key file (in the agent's own folder, only
+//!   readable by administrators) is read and the request sent again with
+//!   `Authorization: Basic <key>`.
 //! - Elsewhere (Azure VMs, scale sets), the instance metadata service:
 //!   `GET http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=…`
 //!   with header `Metadata: true`. This link-local address is the one plain-http address off
@@ -23,6 +28,7 @@ pub const IMDS_URL: &str = "http://169.254.169.254";
 const IMDS_PATH: &str = "/metadata/identity/oauth2/token";
 const IMDS_API_VERSION: &str = "2018-02-01";
 const APP_SERVICE_API_VERSION: &str = "2019-08-01";
+const ARC_API_VERSION: &str = "2020-06-01";
 
 /// Where the identity's tokens come from.
 #[derive(Clone, Debug)]
@@ -31,6 +37,8 @@ pub enum Source {
     AppService { endpoint: String, header: Secret },
     /// The instance metadata service at this base URL.
     Imds { base: String },
+    /// The Azure Arc agent at `IDENTITY_ENDPOINT` (with `IMDS_ENDPOINT` set).
+    Arc { endpoint: String },
 }
 
 /// A managed identity to sign in as.
@@ -60,6 +68,17 @@ impl ManagedIdentity {
                     endpoint,
                     header: Secret::new(header),
                 }
+            }
+            (Some(endpoint), None) if env("IMDS_ENDPOINT").is_some() => {
+                let endpoint = super::config::check_base_url("IDENTITY_ENDPOINT", &endpoint)?;
+                if client_id.as_deref().is_some_and(|c| !c.trim().is_empty()) {
+                    return Err(GraphError::Config(
+                        "Azure Arc servers have only a system-assigned managed identity: use \
+                         --managed-identity without a client id"
+                            .into(),
+                    ));
+                }
+                Source::Arc { endpoint }
             }
             _ => match env("MFA_BULK_IMDS_URL") {
                 Some(url) => {
@@ -92,6 +111,7 @@ impl ManagedIdentity {
         };
         match &self.source {
             Source::AppService { .. } => format!("{which} (IDENTITY_ENDPOINT)"),
+            Source::Arc { .. } => format!("{which} (Azure Arc agent)"),
             Source::Imds { base } if base == IMDS_URL => {
                 format!("{which} (instance metadata service)")
             }
@@ -107,6 +127,7 @@ impl ManagedIdentity {
         resource: &str,
     ) -> Result<(Secret, Duration), GraphError> {
         let mut tries = 0u32;
+        let mut arc_key: Option<Secret> = None;
         loop {
             tries += 1;
             let last = tries >= 4;
@@ -132,6 +153,16 @@ impl ManagedIdentity {
                         .query(&q)
                         .header("Metadata", "true")
                 }
+                Source::Arc { endpoint } => {
+                    let r = http
+                        .get(endpoint)
+                        .query(&[("api-version", ARC_API_VERSION), ("resource", resource)])
+                        .header("Metadata", "true");
+                    match &arc_key {
+                        Some(k) => r.header("Authorization", format!("Basic {}", k.expose())),
+                        None => r,
+                    }
+                }
             };
             // The metadata service answers at once on an Azure VM; elsewhere nothing answers,
             // and waiting longer will not change that (so it is not tried again).
@@ -147,6 +178,23 @@ impl ManagedIdentity {
                 Ok(Err(_)) | Err(_) => return Err(self.unreachable()),
             };
             let status = resp.status().as_u16();
+            if status == 401 && arc_key.is_none() {
+                if let Source::Arc { .. } = self.source {
+                    let realm = resp
+                        .headers()
+                        .get("www-authenticate")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(arc_key_path)
+                        .ok_or_else(|| {
+                            GraphError::Auth(
+                                "the Azure Arc agent did not name its key file (WWW-Authenticate)"
+                                    .into(),
+                            )
+                        })?;
+                    arc_key = Some(read_arc_key(&realm, &arc_key_dir())?);
+                    continue;
+                }
+            }
             if !last && matches!(status, 404 | 410 | 429 | 500..=599) {
                 let wait = resp
                     .headers()
@@ -174,7 +222,7 @@ impl ManagedIdentity {
 
     fn unreachable(&self) -> GraphError {
         GraphError::Auth(match &self.source {
-            Source::AppService { endpoint, .. } => {
+            Source::AppService { endpoint, .. } | Source::Arc { endpoint } => {
                 format!("cannot reach the managed identity endpoint {endpoint} (IDENTITY_ENDPOINT)")
             }
             Source::Imds { base } => format!(
@@ -220,6 +268,56 @@ impl ManagedIdentity {
             self.describe()
         )
     }
+}
+
+/// The key file an Azure Arc agent names: `Basic realm=<path>`.
+fn arc_key_path(www_authenticate: &str) -> Option<std::path::PathBuf> {
+    let rest = www_authenticate.trim();
+    let rest = rest
+        .get(..5)
+        .filter(|s| s.eq_ignore_ascii_case("basic"))
+        .map(|_| rest[5..].trim_start())?;
+    let path = rest.strip_prefix("realm=")?.trim().trim_matches('"');
+    (!path.is_empty()).then(|| std::path::PathBuf::from(path))
+}
+
+/// The folder the Azure Arc agent keeps its key files in: a key file anywhere else is refused
+/// (a forged answer must not make the tool read and send another file).
+fn arc_key_dir() -> std::path::PathBuf {
+    if cfg!(windows) {
+        let data = std::env::var("ProgramData").unwrap_or_else(|_| r"C:\ProgramData".into());
+        std::path::Path::new(&data).join(r"AzureConnectedMachineAgent\Tokens")
+    } else {
+        std::path::PathBuf::from("/var/opt/azcmagent/tokens")
+    }
+}
+
+/// Reads an Azure Arc key file: a `.key` file directly in `dir`, at most 4 KiB.
+fn read_arc_key(path: &std::path::Path, dir: &std::path::Path) -> Result<Secret, GraphError> {
+    let refused = |why: &str| {
+        GraphError::Auth(format!(
+            "the Azure Arc agent named the key file {}, which {why}: not read",
+            path.display()
+        ))
+    };
+    if path.parent() != Some(dir) {
+        return Err(refused(&format!("is not in {}", dir.display())));
+    }
+    if path.extension().and_then(|e| e.to_str()) != Some("key") {
+        return Err(refused("is not a .key file"));
+    }
+    let meta = std::fs::symlink_metadata(path).map_err(|e| refused(&e.to_string()))?;
+    if !meta.file_type().is_file() || meta.len() > 4096 {
+        return Err(refused("is not a plain file of at most 4 KiB"));
+    }
+    let key = std::fs::read_to_string(path).map_err(|e| {
+        GraphError::Auth(format!(
+            "cannot read the Azure Arc key file {} ({e}): run as an administrator, or as a \
+             member of the himds group",
+            path.display()
+        ))
+    })?;
+    Ok(Secret::new(key.trim().to_string()))
 }
 
 /// `access_token` and its lifetime: from `expires_on` (epoch seconds, a string or a number),
@@ -285,6 +383,52 @@ mod tests {
             None
         )
         .is_err());
+    }
+
+    #[test]
+    fn azure_arc_is_found_and_its_key_file_checked() {
+        let mi = from(
+            &[
+                (
+                    "IDENTITY_ENDPOINT",
+                    "http://localhost:40342/metadata/identity/oauth2/token",
+                ),
+                ("IMDS_ENDPOINT", "http://localhost:40342"),
+            ],
+            None,
+        )
+        .unwrap();
+        assert!(matches!(mi.source, Source::Arc { .. }));
+        assert!(from(
+            &[
+                ("IDENTITY_ENDPOINT", "http://localhost:40342/x"),
+                ("IMDS_ENDPOINT", "http://localhost:40342"),
+            ],
+            Some("user-assigned"),
+        )
+        .is_err());
+        assert_eq!(
+            arc_key_path("Basic realm=/var/opt/azcmagent/tokens/abc.key"),
+            Some("/var/opt/azcmagent/tokens/abc.key".into())
+        );
+        assert_eq!(arc_key_path("Bearer realm=x"), None);
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("k1.key");
+        std::fs::write(&key, "secret-key\n").unwrap();
+        assert_eq!(
+            read_arc_key(&key, dir.path()).unwrap().expose(),
+            "secret-key"
+        );
+        let other = tempfile::tempdir().unwrap();
+        assert!(
+            read_arc_key(&key, other.path()).is_err(),
+            "outside the agent's folder"
+        );
+        let txt = dir.path().join("k1.txt");
+        std::fs::write(&txt, "x").unwrap();
+        assert!(read_arc_key(&txt, dir.path()).is_err(), "not a .key file");
+        std::fs::write(dir.path().join("big.key"), "x".repeat(5000)).unwrap();
+        assert!(read_arc_key(&dir.path().join("big.key"), dir.path()).is_err());
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub const CLEARED: &[&str] = &[
     "MFA_BULK_IMDS_URL",
     "IDENTITY_ENDPOINT",
     "IDENTITY_HEADER",
+    "IMDS_ENDPOINT",
     "BROWSER",
 ];
 

@@ -133,6 +133,8 @@ fn base(sim: &TestSim, dir: &Path, client_id: &str) -> Command {
         .env_remove("BROWSER")
         .env_remove("IDENTITY_ENDPOINT")
         .env_remove("IDENTITY_HEADER")
+        .env_remove("IMDS_ENDPOINT")
+        .env_remove("MFA_BULK_IMDS_URL")
         .env("RUST_BACKTRACE", "1")
         .stdin(Stdio::null());
     c
