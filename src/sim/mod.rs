@@ -24,7 +24,7 @@
 
 // Layers (each file uses only files above it, so there is no import circle):
 // `wire` (shapes), `throttle`, `clients`, `config`, `state`, `filter`, `query`, `faults`,
-// `auth`, `users`, `methods`, `requirements`, `graph` (one request), `batch`, `inspect`,
+// `tokens`, `signin`, `auth`, `managed_identity`, `users`, `methods`, `requirements`, `graph` (one request), `batch`, `inspect`,
 // `server` (listener and dispatcher), and this file (the public API).
 mod auth;
 mod batch;
@@ -34,12 +34,15 @@ mod faults;
 mod filter;
 mod graph;
 mod inspect;
+mod managed_identity;
 mod methods;
 mod query;
 mod requirements;
 mod server;
+mod signin;
 mod state;
 mod throttle;
+mod tokens;
 mod users;
 mod wire;
 
@@ -54,9 +57,13 @@ pub use clients::{
     SIM_READONLY_CLIENT_SECRET, SIM_TENANT_ID, SIM_USERS_ONLY_CLIENT_ID,
     SIM_USERS_ONLY_CLIENT_SECRET,
 };
+pub use clients::{
+    SIM_CONSENT_DENIED_CLIENT_ID, SIM_GRAPH_CLI_CLIENT_ID, SIM_MANAGED_IDENTITY_ID,
+    SIM_READONLY_MANAGED_IDENTITY_ID,
+};
 pub use config::{
-    generate_tenant, AdminSeed, ClientSeed, FaultConfig, Limits, SimConfig, TenantSeed, UserSeed,
-    SAMPLE_TENANT_JSON,
+    generate_tenant, AdminSeed, ClientSeed, FaultConfig, Limits, ManagedIdentitySeed, SimConfig,
+    TenantSeed, UserSeed, SAMPLE_TENANT_JSON, SIM_IDENTITY_HEADER,
 };
 pub use state::{Counters, LogEntry, UserState};
 

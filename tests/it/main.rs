@@ -22,6 +22,8 @@ mod report_read;
 mod report_record;
 mod secrets;
 mod settings;
+mod signin;
+mod signin_sim;
 mod sim_auth;
 mod sim_batch;
 mod sim_cli;
