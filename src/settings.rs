@@ -323,8 +323,19 @@ pub fn run_settings(
         registration: args.registration,
         json: args.json,
         recorded_options: recorded,
+        also_read: sim_seed(&target),
     };
     Ok((settings, target))
+}
+
+/// The simulator's seed file, which a run must never write over.
+fn sim_seed(target: &GraphTarget) -> Vec<(String, PathBuf)> {
+    match target {
+        GraphTarget::Simulator {
+            tenant: Some(p), ..
+        } => vec![("--sim-tenant file".to_string(), p.clone())],
+        _ => Vec::new(),
+    }
 }
 
 /// `apply`'s settings.
@@ -363,6 +374,7 @@ pub fn revert_settings(args: RevertArgs) -> Result<(RunSettings, GraphTarget), G
         registration: false,
         json: args.json,
         recorded_options: recorded,
+        also_read: sim_seed(&target),
     };
     Ok((settings, target))
 }

@@ -161,6 +161,8 @@ pub(super) async fn resolve(
 ) -> anyhow::Result<Strategy> {
     let mut refs: Vec<UserRef> = Vec::new();
     let mut idx: Vec<usize> = Vec::new();
+    // (duplicate row's index, the row number it repeats)
+    let mut dups: Vec<(usize, u64)> = Vec::new();
     for (i, it) in items.iter_mut().enumerate() {
         if it.done || it.user.is_some() {
             continue;
@@ -176,9 +178,11 @@ pub(super) async fn resolve(
                 it.finish(Outcome::Invalid, Some(reason));
             }
             RowStatus::Duplicate { first_row, .. } => {
+                let first_row = *first_row;
                 let msg = format!("same user as row {first_row}: handled there");
                 it.result.target_state = None;
                 it.finish(Outcome::Duplicate, Some(msg));
+                dups.push((i, first_row));
             }
             RowStatus::Excluded { .. } => {
                 it.result.target_state = None;
@@ -190,6 +194,7 @@ pub(super) async fn resolve(
         }
     }
     if refs.is_empty() {
+        refuse_conflicting_duplicates(items, &dups);
         return Ok(Strategy::Lookup);
     }
     let pb = progress::resolving(refs.len() as u64);
@@ -215,6 +220,7 @@ pub(super) async fn resolve(
                         )),
                     );
                 } else if let Some(first) = first {
+                    dups.push((idx[k], first));
                     it.result.target_state = None;
                     it.finish(
                         Outcome::Duplicate,
@@ -254,5 +260,36 @@ pub(super) async fn resolve(
             }
         }
     }
+    refuse_conflicting_duplicates(items, &dups);
     Ok(strategy)
+}
+
+/// Rows for one user that ask for different states (one says Disabled, another Enforced):
+/// nothing is guessed, the user is left alone and both rows say why.
+fn refuse_conflicting_duplicates(items: &mut [Item], dups: &[(usize, u64)]) {
+    let index_of_row: HashMap<u64, usize> = items
+        .iter()
+        .enumerate()
+        .map(|(i, it)| (it.input.row, i))
+        .collect();
+    for &(dup, first_row) in dups {
+        let Some(&first) = index_of_row.get(&first_row) else {
+            continue;
+        };
+        let (a, b) = (items[first].target.clone(), items[dup].target.clone());
+        if a == b || items[first].user.is_none() {
+            continue;
+        }
+        let why = format!(
+            "rows {first_row} and {} ask for different states for this user ({a}, {b}): not \
+             touched; make the rows agree and run again",
+            items[dup].input.row
+        );
+        let it = &mut items[first];
+        if !it.done || it.result.outcome == Outcome::Skipped {
+            it.result.target_state = None;
+            it.finish(Outcome::Skipped, Some(why.clone()));
+        }
+        items[dup].finish(Outcome::Duplicate, Some(why));
+    }
 }
