@@ -511,7 +511,13 @@ impl Job {
         {
             report::write_notify_list(path, &summary.need_mfasetup, self.s.force)?;
         }
-        let code = summary.exit_code();
+        // Graph rejected the token mid-run: a sign-in problem (exit 3), whatever the rows say.
+        let rejected = graph.token_rejected();
+        let code = if rejected.is_some() {
+            ExitCode::AuthOrPermission
+        } else {
+            summary.exit_code()
+        };
         let record = self.run_record(identity, &summary, code, &output);
         let record_path =
             report::create_run_record(&output, &record, self.s.force || self.continuing)?;
@@ -523,7 +529,7 @@ impl Job {
             .iter()
             .filter(|it| it.result.outcome == Outcome::Failed)
             .count();
-        let keep_journal = interrupted || failed > 0;
+        let keep_journal = interrupted || failed > 0 || rejected.is_some();
         if let Some((j, key)) = journal {
             if !keep_journal {
                 journal::close_journal(j, &key)?;
@@ -536,7 +542,13 @@ impl Job {
             record_path.as_deref(),
             self.s.json,
         )?;
-        if failed > 0 && self.s.rule.writes() && !interrupted {
+        if let Some(e) = &rejected {
+            eprintln!(
+                "error: sign-in stopped working during the run: {e}. Nothing more was sent. \
+                 Check the credential (a revoked secret, an expired or revoked token, a disabled \
+                 app), then rerun the same command to continue."
+            );
+        } else if failed > 0 && self.s.rule.writes() && !interrupted {
             eprintln!(
                 "{failed} {} failed: rerun the same command to try again; it continues into \
                  {} (every row kept, changed users with their state before).",

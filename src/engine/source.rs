@@ -10,7 +10,7 @@ use anyhow::Context;
 
 use super::progress;
 use super::row::Item;
-use crate::graph::{ErrorKind, Graph};
+use crate::graph::Graph;
 use crate::input::{self, ReadOptions, SourceInfo};
 use crate::model::{InputRow, MfaState, RowStatus, User, UserRef};
 use crate::report::{self, Outcome};
@@ -251,7 +251,7 @@ pub(super) async fn resolve(
             }
             Resolved::Failed(e) => {
                 it.result.request_id = e.request_id.clone();
-                let outcome = if e.kind == ErrorKind::Cancelled {
+                let outcome = if e.not_sent() {
                     Outcome::Skipped
                 } else {
                     Outcome::Failed
