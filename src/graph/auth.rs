@@ -128,6 +128,9 @@ pub struct Auth {
     scope_delegated: String,
     method: Method,
     state: tokio::sync::Mutex<State>,
+    /// The newest token generation Graph answered with anything but 401: a renewal that
+    /// worked may be renewed again after a later revocation.
+    accepted: AtomicU64,
     pub fetched: AtomicU64,
 }
 
@@ -224,6 +227,7 @@ impl Auth {
         };
         let base = format!("{}/{}/oauth2/v2.0", cfg.login_url, cfg.tenant);
         Ok(Auth {
+            accepted: AtomicU64::new(0),
             http,
             token_url: format!("{base}/token"),
             device_url: format!("{base}/devicecode"),
@@ -323,6 +327,11 @@ impl Auth {
         Ok(())
     }
 
+    /// Graph answered a request sent with the token of `generation` (with anything but 401).
+    pub fn accepted(&self, generation: u64) {
+        self.accepted.fetch_max(generation, Ordering::Relaxed);
+    }
+
     /// A 401 with the token of `generation`: the next `token()` fetches a new one, unless
     /// another task already did. Returns false if renewing cannot help: a ready token, or a
     /// token that was itself the renewal after a 401 (one renewal per run, not one per
@@ -332,7 +341,9 @@ impl Auth {
             return false;
         }
         let mut st = self.state.lock().await;
-        if st.renewed_after_401 == Some(generation) {
+        if st.renewed_after_401 == Some(generation)
+            && self.accepted.load(Ordering::Relaxed) < generation
+        {
             return false;
         }
         if st.generation == generation {

@@ -601,6 +601,9 @@ impl Inner {
                 Err(e) => self.judge_lost(&mut tries, write, &e),
                 Ok(resp) => {
                     let status = resp.status().as_u16();
+                    if status != 401 {
+                        self.auth.accepted(token.generation);
+                    }
                     let rid = header(resp.headers(), "request-id");
                     let sig = Signals::read(|n| header(resp.headers(), n));
                     self.learn(
@@ -889,6 +892,9 @@ impl Inner {
                         seen[k - 1] = true;
                         let i = group[k - 1];
                         let status = r["status"].as_u64().unwrap_or(0) as u16;
+                        if status != 401 {
+                            self.auth.accepted(token.generation);
+                        }
                         let h = &r["headers"];
                         let irid = json_header(h, "request-id").or_else(|| rid.clone());
                         let sig = Signals::read(|n| json_header(h, n));
