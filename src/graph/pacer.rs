@@ -28,10 +28,10 @@
 //!   sending `x-ms-throttle-limit-percentage`: less than 80 % used), never above the
 //!   configured rate, and not at all while Graph reports [`HOLD_PERCENTAGE`] or more; so a
 //!   limit that rises again is found, and the wall is met softly when it has not.
-//! - Requests carry about a second of the pace (a slow `--write-rate` sends one write at a
-//!   time instead of waiting minutes for a batch of twenty), and writes shrink to
-//!   [`NEAR_CAP`] items per request from 80 % of the budget and just after a wave, so that
-//!   meeting the limit costs a few 429s, not a batch of twenty.
+//! - Requests carry about a second of the pace and at most an eighth of the learned window
+//!   (a slow `--write-rate` sends one write at a time instead of waiting minutes for a batch
+//!   of twenty), and writes go [`NEAR_CAP`] to a request for a window after a wave, so that
+//!   meeting the limit again costs a few 429s, not a batch of twenty.
 //!
 //! `MFA_BULK_DEBUG_PACING=1` prints what the pacer learns on stderr.
 
@@ -57,10 +57,7 @@ pub const PROBE_SLOW: f64 = 0.015;
 pub const PROBE_FAST: f64 = 0.08;
 /// At or above this `x-ms-throttle-limit-percentage` the budget is not raised.
 pub const HOLD_PERCENTAGE: f64 = 0.9;
-/// From this `x-ms-throttle-limit-percentage` (Graph starts sending it at 0.8) requests are
-/// kept small, so that hitting the limit costs few 429s.
-pub const NEAR_PERCENTAGE: f64 = 0.8;
-/// Items (cost units) per request while a budget is near its limit.
+/// Items (cost units) per request for a window after a throttle wave (writes).
 pub const NEAR_CAP: f64 = 4.0;
 /// Most items of one budget per request: about this many seconds of its pace.
 pub const CAP_SECONDS: f64 = 1.0;
@@ -285,8 +282,8 @@ pub struct Limiter {
     burst_secs: f64,
     burst_min: f64,
     burst_max: f64,
-    /// Whether requests shrink to [`NEAR_CAP`] near the limit (writes: a wave of 429s costs
-    /// retries and counts; reads are cheap and paced under their budget).
+    /// Whether requests shrink to [`NEAR_CAP`] after a wave (writes: a wave of 429s costs
+    /// retries and counts; reads are cheap).
     shrink_near: bool,
     /// Whether a throttled request still counts against this budget (resource units: yes,
     /// as Graph documents; writes: a refused write is no write).
@@ -364,28 +361,20 @@ impl Limiter {
 
     /// Most units of this budget to put in one request now: about [`CAP_SECONDS`] of the
     /// pace and an eighth of the learned window (a slow pace sends small requests instead of
-    /// waiting long for a big one), and at most [`NEAR_CAP`] (writes) while Graph says the
-    /// budget is nearly used up or just throttled.
+    /// waiting long for a big one), and at most [`NEAR_CAP`] (writes) for a window after a
+    /// throttle wave, while the pace settles and probes near the limit.
     pub fn cap(&self) -> f64 {
         let now = Instant::now();
         let l = self.learn.lock().unwrap();
         let mut cap = (l.rate() * CAP_SECONDS).ceil().max(1.0);
         if let Some(w) = l.window {
             cap = cap.min((w.budget / 8.0).floor().max(1.0));
-        }
-        if !self.shrink_near {
-            return cap;
-        }
-        let window = l.window.map_or(self.default_window, |w| w.span);
-        let near = l
-            .pct_at
-            .is_some_and(|t| now.saturating_duration_since(t) < window)
-            && l.pct_max >= NEAR_PERCENTAGE;
-        if near
-            || l.wave_mark
-                .is_some_and(|t| now.saturating_duration_since(t) < window)
-        {
-            cap = cap.min(NEAR_CAP);
+            let recent = l
+                .wave_mark
+                .is_some_and(|t| now.saturating_duration_since(t) < w.span);
+            if self.shrink_near && recent {
+                cap = cap.min(NEAR_CAP);
+            }
         }
         cap
     }
@@ -569,7 +558,28 @@ impl Limiter {
                 w.span,
             ),
             (None, Some(s)) => (resume.checked_sub(s).unwrap_or(first).max(first), s),
-            (None, None) => (first, resume.saturating_duration_since(first)),
+            (None, None) => {
+                // Graph frees room as the first substantial part of what it accepted leaves
+                // its window, not a few early requests (a sign-in read, listing pages): the
+                // window starts where 1 % of the units had been accepted.
+                let total: f64 = l
+                    .accepted
+                    .iter()
+                    .filter(|(t, _)| *t >= first)
+                    .map(|(_, u)| u)
+                    .sum();
+                let mut sum = 0.0;
+                let start = l
+                    .accepted
+                    .iter()
+                    .filter(|(t, _)| *t >= first)
+                    .find(|(_, u)| {
+                        sum += u;
+                        sum >= total * 0.01
+                    })
+                    .map_or(first, |e| e.0);
+                (first, resume.saturating_duration_since(start))
+            }
         };
         let units: f64 = l
             .accepted
@@ -697,15 +707,19 @@ fn fit_window(
         .map_or(best.0, |x| x.0);
     debug(|| {
         format!(
-            "fit: {} answers, best span {:.2} s (cv {:.3}), chosen {chosen:.2} s, median cv {median:.3}, age {age:.2} s",
+            "fit: {} answers, best span {:.2} s (cv {:.3}), chosen {chosen:.2} s, median cv {median:.3}, age {age:.2} s (cv {:.3})",
             obs.len(),
             best.0,
-            best.1
+            best.1,
+            score(age).unwrap_or(f64::NAN)
         )
     });
-    // A fit, not a family of equally good spans: clearly better than most, shorter than the
-    // run (else the window never filled twice: the first wave's span is the measure).
-    if best.1 < 0.05 && best.1 * 3.0 < median && chosen < age * 0.85 {
+    // A fit, not a family of equally good spans: clearly better than most and than the
+    // longest span (which fits as well when the answers only saw the window fill up once:
+    // then the first wave's own span is the measure), and shorter than the run.
+    let at_age = score(age).unwrap_or(f64::INFINITY);
+    if best.1 < 0.05 && best.1 * 3.0 < median && at_age > best.1 * 3.0 + 0.02 && chosen < age * 0.85
+    {
         Some(Duration::from_secs_f64(chosen))
     } else {
         None
@@ -995,6 +1009,29 @@ mod tests {
     }
 
     #[test]
+    fn a_few_early_requests_do_not_stretch_the_measured_window() {
+        // Three reads 3 s before the wall (a sign-in check, a listing page), then 400 in the
+        // last second; Graph reopens 1 s later: its window is 2 s, not 4.
+        let l = Limiter::new(1000.0, Duration::from_secs(10), (0.5, 4.0, f64::MAX), false);
+        let now = Instant::now();
+        l.sending(now - Duration::from_secs(3));
+        for i in 0..3 {
+            l.accepted(
+                now - Duration::from_secs(3) + Duration::from_millis(10 * i),
+                None,
+                1.0,
+                None,
+            );
+        }
+        for i in 0..400 {
+            l.accepted(now - Duration::from_millis(1000 - 2 * i), None, 1.0, None);
+        }
+        let w = l.throttled(now, Duration::from_secs(1)).unwrap();
+        let allowed = w.allowed.unwrap();
+        assert!((195.0..=215.0).contains(&allowed), "{allowed}");
+    }
+
+    #[test]
     fn too_few_accepted_to_measure_halves_instead() {
         let l = limiter_after(2, 1.0);
         let w = l.throttled(Instant::now(), Duration::from_secs(1)).unwrap();
@@ -1077,16 +1114,28 @@ mod tests {
     }
 
     #[test]
-    fn requests_shrink_near_the_limit_and_with_a_slow_pace() {
+    fn requests_shrink_after_a_wave_and_with_a_slow_pace() {
         let l = writes(19.5);
         assert_eq!(l.cap(), 20.0);
+        // Graph reporting 85 % alone changes nothing (a run paced just under the documented
+        // budget keeps its batches of 20).
         l.accepted(Instant::now(), None, 1.0, Some(0.85));
+        assert_eq!(l.cap(), 20.0);
+        let l = limiter_after(400, 2.0);
+        l.throttled(Instant::now(), Duration::from_secs(2)).unwrap();
         assert_eq!(l.cap(), NEAR_CAP);
+        age(&l, Duration::from_secs(30));
+        assert_eq!(l.cap(), 20.0);
         assert_eq!(writes(0.05).cap(), 1.0);
-        // Reads do not shrink near the limit.
+        // Reads do not shrink after a wave; an eighth of the learned window at most.
         let ru = Limiter::new(350.0, Duration::from_secs(10), (0.5, 4.0, f64::MAX), false);
-        ru.accepted(Instant::now(), None, 1.0, Some(0.95));
         assert_eq!(ru.cap(), 350.0);
+        let start = Instant::now() - Duration::from_secs(2);
+        ru.sending(start);
+        ru.accepted(start, None, 160.0, None);
+        ru.throttled(Instant::now(), Duration::from_secs(2))
+            .unwrap();
+        assert_eq!(ru.cap(), (160.0 * SETTLE / 8.0_f64).floor());
     }
 
     #[test]

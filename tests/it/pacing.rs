@@ -129,6 +129,37 @@ async fn a_write_limit_that_drops_mid_run_is_followed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resource_unit_budget_below_the_documented_one_is_found_and_kept() {
+    // Graph allows 200 RU per (scaled) 10 s = 200 reads per real second; the client believes
+    // three times that.
+    let mut c = tenant(1500, 36, 150.0, 3000);
+    c.time_scale = 10.0;
+    c.limits.ru_per_10s = Some(200);
+    let h = sim::start(c).await.unwrap();
+    let mut cfg = app(&h, 19.5);
+    cfg.ru_per_10s = Some(6000);
+    let g = Graph::connect(cfg).await.unwrap();
+    let ids: Vec<String> = h.users_state().into_iter().map(|u| u.id).collect();
+    let mut failed = 0;
+    g.get_states(&ids, |_, r| failed += usize::from(r.is_err()))
+        .await;
+    assert_eq!(failed, 0);
+    let c = h.counters();
+    let s = g.stats();
+    assert!(
+        c.throttled as f64 / ids.len() as f64 <= 0.1,
+        "{} 429s for {} reads: {s:?}",
+        c.throttled,
+        ids.len()
+    );
+    let rate = g.ru_rate_per_10s() / 10.0;
+    assert!(
+        (120.0..=215.0).contains(&rate),
+        "paces at {rate} RU/s: {s:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_sending_ends_a_wait_for_retry_after_at_once() {
     // Real time: 5 writes per 150 s, so the sixth write waits about two and a half minutes.
     let h = sim::start(tenant(60, 33, 150.0, 5)).await.unwrap();
