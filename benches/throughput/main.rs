@@ -14,10 +14,13 @@
 //! `--concurrency`), `BENCH_TOOL_WRITE_RATE` / `BENCH_TOOL_RU_FRACTION` (pacing given to the
 //! tool before scaling; default: the tool's own defaults), `BENCH_WORK_DIR` (where inputs,
 //! result files and the journal go; default `target/bench-work`), `BENCH_DUMP_LOG=1` (write
-//! the simulator's request log of each apply / dry-run next to them).
+//! the simulator's request log of each apply / dry-run next to them), `BENCH_SCENARIOS`
+//! (comma-separated; only runs whose name contains one of them, e.g.
+//! `apply-1000-clean,limit-` for the no-throttle apply beside the `limits` part).
 
 mod baseline;
 mod child;
+mod limits;
 mod table;
 
 use std::collections::{BTreeMap, HashSet};
@@ -53,6 +56,8 @@ struct Settings {
     baseline_sample: usize,
     mem_rows: Vec<usize>,
     parts: Vec<String>,
+    /// `BENCH_SCENARIOS`: only runs whose name contains one of these (empty: all).
+    scenarios: Vec<String>,
     /// Tool pacing, unscaled: `--write-rate` (writes/s) and `--rate` as a fraction of the
     /// simulator's RU budget per 10 s, each multiplied by the time scale on the command line.
     /// Defaults: the tool's own defaults (what it paces at without the flags).
@@ -94,7 +99,11 @@ impl Settings {
                 .iter()
                 .filter_map(|s| s.parse().ok())
                 .collect(),
-            parts: env_list("BENCH_PARTS", "apply,faults,dryrun,baseline,control,memory"),
+            parts: env_list(
+                "BENCH_PARTS",
+                "apply,faults,dryrun,baseline,control,memory,limits",
+            ),
+            scenarios: env_list("BENCH_SCENARIOS", ""),
             tool_write_rate: env_or("BENCH_TOOL_WRITE_RATE", pacer::DEFAULT_WRITES_PER_SEC),
             tool_ru_fraction: env_or("BENCH_TOOL_RU_FRACTION", pacer::RU_HEADROOM),
             tool_concurrency: std::env::var("BENCH_CONCURRENCY")
@@ -112,6 +121,19 @@ impl Settings {
     fn part(&self, p: &str) -> bool {
         self.parts.iter().any(|x| x == p)
     }
+
+    /// Whether the run named `name` is wanted (`BENCH_SCENARIOS`).
+    fn wanted(&self, name: &str) -> bool {
+        self.scenarios.is_empty() || self.scenarios.iter().any(|f| name.contains(f.as_str()))
+    }
+}
+
+/// The name an apply run gets (what `BENCH_SCENARIOS` matches).
+fn apply_name(n: usize, label: &str) -> String {
+    format!(
+        "apply-{n}-{}",
+        label.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+    )
 }
 
 /// One generated tenant and the input file listing most of it.
@@ -470,11 +492,7 @@ struct Variant {
 fn apply_run(b: &mut Bench, case: &Case, v: &Variant) -> anyhow::Result<ApplyFigures> {
     let (scale, faults) = (v.scale, v.faults);
     let h = b.start(b.sim_config(&case.tenant, scale, faults))?;
-    let name = format!(
-        "apply-{}-{}",
-        case.n,
-        v.label.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
-    );
+    let name = apply_name(case.n, &v.label);
     let load_before = load_avg();
     let fsync_ms = fsync_probe_ms(b.run_root.as_ref().unwrap_or(&b.work));
     eprintln!(
@@ -951,7 +969,7 @@ fn main() -> anyhow::Result<()> {
         scale: s.scale,
     };
     for case in cases.values() {
-        if s.part("apply") {
+        if s.part("apply") && s.wanted(&apply_name(case.n, &main_variant.label)) {
             if let Some(f) = attempt!(
                 format!("apply {}", case.n),
                 apply_run(&mut b, case, &main_variant)
@@ -960,13 +978,13 @@ fn main() -> anyhow::Result<()> {
             }
             table::save(&r, &results_path);
         }
-        if s.part("baseline") {
+        if s.part("baseline") && s.wanted(&format!("baseline-{}", case.n)) {
             if let Some(f) = attempt!(format!("baseline {}", case.n), baseline_run(&mut b, case)) {
                 r.baseline.push(f);
             }
             table::save(&r, &results_path);
         }
-        if s.part("faults") {
+        if s.part("faults") && s.wanted(&apply_name(case.n, &faults_variant.label)) {
             if let Some(f) = attempt!(
                 format!("apply with faults {}", case.n),
                 apply_run(&mut b, case, &faults_variant)
@@ -975,9 +993,22 @@ fn main() -> anyhow::Result<()> {
             }
             table::save(&r, &results_path);
         }
-        if s.part("dryrun") {
+        if s.part("dryrun") && s.wanted(&format!("dry-run-{}", case.n)) {
             if let Some(f) = attempt!(format!("dry-run {}", case.n), dry_run(&mut b, case)) {
                 r.dry_run.push(f);
+            }
+            table::save(&r, &results_path);
+        }
+    }
+    // A real write limit below the documented one (the budget is shared), and one that
+    // drops mid-run.
+    if s.part("limits") {
+        for sc in limits::scenarios() {
+            if !s.wanted(sc.name) {
+                continue;
+            }
+            if let Some(f) = attempt!(sc.name, limits::run(&mut b, &sc)) {
+                r.limits.push(f);
             }
             table::save(&r, &results_path);
         }

@@ -19,6 +19,7 @@ pub struct Results {
     pub dry_run: Vec<DryRunFigures>,
     pub baseline: Vec<BaselineFigures>,
     pub memory: Vec<MemFigures>,
+    pub limits: Vec<super::limits::LimitFigures>,
     pub errors: Vec<String>,
 }
 
@@ -124,6 +125,44 @@ pub fn render(r: &Results) -> String {
                 f.sim_cpu_secs,
                 f.load_before,
                 f.fsync_ms,
+            );
+        }
+        let _ = writeln!(t);
+    }
+    if !r.limits.is_empty() {
+        let _ = writeln!(
+            t,
+            "Real write limit below the documented one: the simulator's write window is {} real s \
+             (tenant window {} s); the tool is told the documented rate.\n",
+            super::limits::WINDOW_SECS,
+            super::limits::TENANT_WINDOW_SECS
+        );
+        let _ = writeln!(
+            t,
+            "| apply, real limit | users (changes) | real limit / documented, writes/s | wall s | write phase s (ideal client) | vs ideal client | of real limit, sustained (≥ 85 %) | 429s per write (≤ 0.1) | waves | pace learned, writes/s | final state | exit |"
+        );
+        let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+        for f in &r.limits {
+            let _ = writeln!(
+                t,
+                "| {} | {} ({}) | {:.0} / {:.0} | {:.1} | {:.1} ({:.1}) | {} | {} | {:.3} ({} of {}) | {} | {} | {} | {} |",
+                f.label,
+                f.users_listed,
+                f.changes_needed,
+                f.real_limit_per_sec,
+                f.documented_per_sec,
+                f.wall_secs,
+                f.write_phase_secs,
+                f.ideal_secs,
+                pct(f.vs_ideal),
+                pct(f.sustained_fraction),
+                f.throttled_per_write,
+                f.throttled,
+                f.writes,
+                f.throttle_waves.map(|w| w.to_string()).unwrap_or("–".into()),
+                f.write_pace.map(|p| format!("{p:.0}")).unwrap_or("–".into()),
+                state_cell(&f.state),
+                f.exit_code.map(|c| c.to_string()).unwrap_or("killed".into()),
             );
         }
         let _ = writeln!(t);
