@@ -317,13 +317,3 @@ pub fn run(b: &mut Bench, sc: &Scenario) -> anyhow::Result<LimitFigures> {
     }
     Ok(f)
 }
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn ideal_client_matches_the_issue_figure() {
-        // 200 writes through 40 per 4 s from a fresh window, unlimited pace: 16 s.
-        let t = super::ideal_secs(200, 1e6, 1e6, &[(4.0, 40.0, 40.0)], f64::INFINITY);
-        assert!((t - 16.0).abs() < 0.01, "{t}");
-    }
-}
