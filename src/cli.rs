@@ -378,6 +378,11 @@ pub struct SimArgs {
     #[arg(long)]
     pub non_premium: bool,
 
+    /// Leave `perUserMfaState` out of `/users` lists (as if Graph stopped answering it there),
+    /// so clients must read each user's state.
+    #[arg(long)]
+    pub no_list_mfa_state: bool,
+
     /// Device code sign-ins are approved after this many polls (0: only by
     /// POST /_sim/approve-device-code).
     #[arg(long, default_value_t = 2, value_name = "N")]

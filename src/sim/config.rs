@@ -48,6 +48,46 @@ pub struct TenantSeed {
     #[serde(default)]
     pub clients: Vec<ClientSeed>,
     pub users: Vec<UserSeed>,
+    /// Groups; members may be users, other groups (nested) or [`TenantSeed::objects`].
+    #[serde(default)]
+    pub groups: Vec<GroupSeed>,
+    /// Directory objects that are neither users nor groups (devices, service principals,
+    /// contacts), for group membership.
+    #[serde(default)]
+    pub objects: Vec<ObjectSeed>,
+    /// Security defaults on (`GET /policies/identitySecurityDefaultsEnforcementPolicy`).
+    #[serde(default)]
+    pub security_defaults: bool,
+    /// Conditional Access policies as Graph shows them (`/identity/conditionalAccess/policies`).
+    #[serde(default)]
+    pub conditional_access_policies: Vec<serde_json::Value>,
+    /// Whether `/users` lists answer `perUserMfaState` when it is selected (Graph does,
+    /// although only the per-user GET documents it); false models an answer without it.
+    #[serde(default = "yes")]
+    pub lists_per_user_mfa_state: bool,
+}
+
+/// A group of the seeded tenant.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupSeed {
+    pub id: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Object ids of the direct members: users, groups or objects.
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+/// A directory object that is not a user or a group.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectSeed {
+    pub id: String,
+    pub display_name: String,
+    /// `device`, `servicePrincipal` or `orgContact`.
+    pub kind: String,
 }
 
 fn yes() -> bool {
@@ -139,6 +179,19 @@ pub struct UserSeed {
     /// `email`, `softwareOath`, `windowsHelloForBusiness`, `temporaryAccessPass`.
     #[serde(default)]
     pub methods: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// Entra directory roles held (any makes the registration report's `isAdmin` true).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub directory_roles: Vec<String>,
 }
 
 fn member() -> String {
@@ -288,6 +341,9 @@ impl SimConfig {
         };
         if args.non_premium {
             cfg.tenant.premium = false;
+        }
+        if args.no_list_mfa_state {
+            cfg.tenant.lists_per_user_mfa_state = false;
         }
         Ok(cfg)
     }
@@ -491,10 +547,60 @@ pub fn generate_tenant(n: usize, seed: u64) -> TenantSeed {
             account_enabled: rng.f64() > 0.03,
             per_user_mfa_state: state.to_string(),
             methods,
+            department: None,
+            job_title: None,
+            company_name: None,
+            city: None,
+            country: None,
+            directory_roles: Vec::new(),
         });
     }
+    add_directory_data(&mut users, &mut base, seed);
     base.users = users;
     base
+}
+
+/// Departments, a few admins and groups for a generated tenant, drawn from their own random
+/// sequence so that the users themselves are the same as before these existed.
+fn add_directory_data(users: &mut [UserSeed], base: &mut TenantSeed, seed: u64) {
+    const DEPARTMENTS: &[&str] = &["Sales", "Finance", "Engineering", "Support", "HR"];
+    let mut rng = fastrand::Rng::with_seed(seed ^ 0x6d66_615f_6275_6c6b);
+    for u in users.iter_mut() {
+        u.department = Some(DEPARTMENTS[rng.usize(..DEPARTMENTS.len())].to_string());
+        if rng.f64() < 0.005 {
+            u.directory_roles = vec!["Global Administrator".to_string()];
+        }
+    }
+    // One group per department, and "All staff" holding every department group (nested)
+    // and a kiosk device.
+    let mut groups: Vec<GroupSeed> = DEPARTMENTS
+        .iter()
+        .map(|d| GroupSeed {
+            id: guid(&mut rng),
+            display_name: d.to_string(),
+            description: Some(format!("Everyone in {d}")),
+            members: users
+                .iter()
+                .filter(|u| u.department.as_deref() == Some(*d) && u.user_type == "Member")
+                .map(|u| u.id.clone())
+                .collect(),
+        })
+        .collect();
+    let kiosk = ObjectSeed {
+        id: guid(&mut rng),
+        display_name: "KIOSK-LOBBY-01".into(),
+        kind: "device".into(),
+    };
+    let mut all: Vec<String> = groups.iter().map(|g| g.id.clone()).collect();
+    all.push(kiosk.id.clone());
+    groups.push(GroupSeed {
+        id: guid(&mut rng),
+        display_name: "All staff".into(),
+        description: Some("Every department".into()),
+        members: all,
+    });
+    base.groups = groups;
+    base.objects = vec![kiosk];
 }
 
 #[cfg(test)]

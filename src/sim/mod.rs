@@ -24,7 +24,8 @@
 
 // Layers (each file uses only files above it, so there is no import circle):
 // `wire` (shapes), `throttle`, `clients`, `config`, `state`, `filter`, `query`, `faults`,
-// `auth`, `users`, `methods`, `requirements`, `graph` (one request), `batch`, `inspect`,
+// `auth`, `users`, `groups`, `methods`, `policies`, `requirements`, `graph` (one request),
+// `batch`, `inspect`,
 // `server` (listener and dispatcher), and this file (the public API).
 mod auth;
 mod batch;
@@ -33,8 +34,10 @@ mod config;
 mod faults;
 mod filter;
 mod graph;
+mod groups;
 mod inspect;
 mod methods;
+mod policies;
 mod query;
 mod requirements;
 mod server;
@@ -55,7 +58,8 @@ pub use clients::{
     SIM_USERS_ONLY_CLIENT_SECRET,
 };
 pub use config::{
-    generate_tenant, AdminSeed, ClientSeed, FaultConfig, Limits, SimConfig, TenantSeed, UserSeed,
+    generate_tenant, AdminSeed, ClientSeed, FaultConfig, GroupSeed, Limits, ObjectSeed, SimConfig,
+    TenantSeed, UserSeed,
     SAMPLE_TENANT_JSON,
 };
 pub use state::{Counters, LogEntry, UserState};
