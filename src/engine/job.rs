@@ -11,6 +11,7 @@ use anyhow::bail;
 use chrono::{DateTime, Utc};
 
 use super::journal::{self, JournalKey, Previous};
+use super::reads::Reads;
 use super::row::{flush_items, user_ids, users, Item};
 use super::source::{self, Source};
 use super::{confirm, interrupt, plan, progress, summary, write};
@@ -18,7 +19,8 @@ use crate::exit::ExitCode;
 use crate::graph::{self, Access, Graph, Identity};
 use crate::input::SourceInfo;
 use crate::report::{self, Action, Outcome, ResultRow};
-use crate::resolve::Strategy;
+use crate::model::MfaState;
+use crate::resolve::{self, Strategy};
 
 /// What a run does with its rows.
 #[derive(Clone, Debug)]
@@ -72,6 +74,8 @@ pub struct RunSettings {
     pub registration: bool,
     /// Print the summary as JSON.
     pub json: bool,
+    /// Read every state with the documented per-user GET, never from a user list.
+    pub per_user_reads: bool,
     /// The options as the run record lists them (secrets are dropped there too).
     pub recorded_options: serde_json::Value,
 }
@@ -138,6 +142,8 @@ struct Job {
     input_sha256: String,
     plan: Option<HashMap<u64, ResultRow>>,
     strategy: Strategy,
+    /// How users and states were read (lists or one by one).
+    reads: Reads,
     writer: Option<report::OrderedWriter>,
     /// Held for the whole run (apply, revert): one run per journal.
     _lock: Option<journal::RunLock>,
@@ -168,7 +174,7 @@ impl Job {
             Some(journal::lock(
                 s.rule.command(),
                 &loaded.sha256,
-                s.source.file(),
+                &s.source.name(),
             )?)
         } else {
             None
@@ -217,11 +223,11 @@ impl Job {
         if let Some(n) = notify {
             outputs.push(("notify list", n));
         }
-        let mut inputs: Vec<(&str, &Path)> = vec![("input file", s.source.file())];
-        if let Source::Spreadsheet {
-            exclude: Some(x), ..
-        } = &s.source
-        {
+        let mut inputs: Vec<(&str, &Path)> = Vec::new();
+        if let Some(f) = s.source.file() {
+            inputs.push(("input file", f));
+        }
+        if let Some(x) = s.source.exclude() {
             inputs.push(("exclusion file", x));
         }
         if let Some(p) = apply.and_then(|a| a.plan.as_deref()) {
@@ -238,6 +244,7 @@ impl Job {
             input_sha256: loaded.sha256,
             plan,
             strategy: Strategy::Lookup,
+            reads: Reads::default(),
             writer: None,
             _lock: lock,
             s,
@@ -267,7 +274,7 @@ impl Job {
                 Some(o) => report::create_writer(o, self.s.force || self.continuing)?,
                 None => {
                     let base = report::default_output_path(
-                        self.s.source.file(),
+                        &self.s.source.default_stem(),
                         self.s.rule.command(),
                         self.started,
                     );
@@ -348,14 +355,26 @@ impl Job {
             let key = self
                 .journal_key(identity, Path::new(""))
                 .expect("a run that writes");
-            journal::load_previous(&key, resume, &self.s.source.file().display().to_string())?
+            journal::load_previous(&key, resume, &self.s.source.name().display().to_string())?
         } else {
             HashMap::new()
         };
 
-        let strategy = source::resolve(&mut self.items, &self.excluded, graph).await?;
+        let listed = source::list_directory(
+            &mut self.items,
+            &self.s.source,
+            &self.excluded,
+            graph,
+            !self.s.per_user_reads,
+        )
+        .await?;
+        self.reads.note_listing(&listed, self.items.len() as u64);
+        let (strategy, states, pages) =
+            source::resolve(&mut self.items, &self.excluded, graph).await?;
         self.strategy = strategy;
-        self.read_states(graph).await;
+        self.reads.pages += pages;
+        let listed = (strategy == Strategy::Listing && !self.s.per_user_reads).then_some(states);
+        self.read_states(graph, listed).await?;
         if self.s.registration {
             self.read_registration(graph).await?;
         }
@@ -448,13 +467,15 @@ impl Job {
         self.writer.take().expect("created").finish()?;
         let output = self.output.clone().expect("created");
 
-        let summary = summary::Summary::new(
+        let mut summary = summary::Summary::new(
             self.s.rule.command(),
             &self.items,
             self.strategy,
             interrupted,
             graph.stats(),
         );
+        summary.notes = self.reads.notes(self.s.per_user_reads);
+        summary.reads = Some(self.reads.clone());
         if let Rule::Apply(ApplyOptions {
             notify_list: Some(path),
             ..
@@ -500,10 +521,52 @@ impl Job {
             .collect()
     }
 
-    /// Reads the per-user MFA state of every open row.
-    async fn read_states(&mut self, graph: &Graph) {
-        let open = self.open_rows();
+    /// Reads the per-user MFA state of every open row that has none yet: from `listed` (a
+    /// tenant listing made while resolving), else from a listing of the tenant when that costs
+    /// fewer requests than one read per user, else one documented per-user GET each (also
+    /// for users whose list answer lacked the state).
+    async fn read_states(
+        &mut self,
+        graph: &Graph,
+        mut listed: Option<HashMap<String, MfaState>>,
+    ) -> anyhow::Result<()> {
+        let mut open: Vec<usize> = self
+            .open_rows()
+            .into_iter()
+            .filter(|&i| self.items[i].result.state_before.is_none())
+            .collect();
+        if listed.is_none()
+            && !self.s.per_user_reads
+            && self.reads.pages == 0
+            && open.len() >= resolve::MIN_VALUES_FOR_LISTING
+        {
+            // Counting costs one request; a failure just means reading one by one.
+            if let Ok(n) = graph.count_users().await {
+                if resolve::listing_is_cheaper(open.len(), n) {
+                    let pb = progress::bar(n, "listing users");
+                    let l = resolve::list_tenant(graph, &mut |k| pb.set_position(k)).await?;
+                    pb.finish_and_clear();
+                    self.reads.pages += l.pages;
+                    listed = Some(l.states);
+                }
+            }
+        }
+        if let Some(mut listed) = listed {
+            open.retain(|&i| {
+                let it = &mut self.items[i];
+                match listed.remove(&it.user_id().to_ascii_lowercase()) {
+                    Some(s) => {
+                        it.result.state_before = Some(s);
+                        self.reads.from_list += 1;
+                        false
+                    }
+                    None => true,
+                }
+            });
+            self.reads.list_lacked += open.len() as u64;
+        }
         let ids = user_ids(&self.items, &open);
+        self.reads.per_user += ids.len() as u64;
         let pb = progress::bar(ids.len() as u64, "reading");
         let items = &mut self.items;
         let mut done = 0;
@@ -522,6 +585,7 @@ impl Job {
             })
             .await;
         pb.finish_and_clear();
+        Ok(())
     }
 
     /// Reads whether users have registered an MFA method (`--registration`).
@@ -598,7 +662,7 @@ impl Job {
         summary.run_record(
             self.s.rule.command(),
             identity,
-            self.s.source.file(),
+            &self.s.source.name(),
             &self.input_sha256,
             options,
             self.started,
@@ -613,10 +677,7 @@ impl Job {
 fn options_key(rule: &Rule, source: &Source) -> String {
     match rule {
         Rule::Apply(a) => {
-            let target = match source {
-                Source::Spreadsheet { target, .. } => target.as_str(),
-                Source::EarlierResult { .. } => "",
-            };
+            let target = source.target().map(MfaState::as_str).unwrap_or_default();
             let plan = a
                 .plan
                 .as_ref()
