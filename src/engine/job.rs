@@ -18,8 +18,8 @@ use super::{confirm, interrupt, plan, progress, summary, write};
 use crate::exit::ExitCode;
 use crate::graph::{self, Access, Graph, Identity};
 use crate::input::SourceInfo;
-use crate::report::{self, Action, Outcome, ResultRow};
 use crate::model::MfaState;
+use crate::report::{self, Action, Outcome, ResultRow};
 use crate::resolve::{self, Strategy};
 
 /// What a run does with its rows.

@@ -28,6 +28,6 @@ mod write;
 
 pub use job::{run, ApplyOptions, Rule, RunSettings, StoppedAfterSending, UsageError};
 pub use plan::{decide, reached, Decision};
-pub use source::{DirectoryUsers, Source, REPORT_STATE_COLUMN};
 pub(crate) use source::{filter_error, find_group};
+pub use source::{DirectoryUsers, Source, REPORT_STATE_COLUMN};
 pub use summary::Summary;

@@ -52,12 +52,22 @@ impl Reads {
                 .collect();
             let more = self.other_members.len().saturating_sub(names.len());
             out.push(format!(
-                "{} {} of the group not users, left out: {}{}.",
+                "{} {} of the group {} not {}, left out: {}{}.",
                 self.other_members.len(),
                 if self.other_members.len() == 1 {
-                    "member is"
+                    "member"
                 } else {
-                    "members are"
+                    "members"
+                },
+                if self.other_members.len() == 1 {
+                    "is"
+                } else {
+                    "are"
+                },
+                if self.other_members.len() == 1 {
+                    "a user"
+                } else {
+                    "users"
                 },
                 names.join(", "),
                 if more > 0 {

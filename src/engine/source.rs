@@ -94,7 +94,13 @@ impl Source {
             } => {
                 let safe: String = g
                     .chars()
-                    .map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+                    .map(|c| {
+                        if c.is_alphanumeric() || c == '-' || c == '_' {
+                            c
+                        } else {
+                            '-'
+                        }
+                    })
                     .take(40)
                     .collect();
                 PathBuf::from(format!("group-{safe}"))
@@ -146,8 +152,7 @@ pub(super) fn load(source: &Source) -> anyhow::Result<Loaded> {
             exclude,
             target,
         } => {
-            let (mut info, mut rows, excluded) =
-                input::read_all(file, read, exclude.as_deref())?;
+            let (mut info, mut rows, excluded) = input::read_all(file, read, exclude.as_deref())?;
             // A file `report` wrote: its state column says what each user had, which must not
             // become each row's target (every row gets --state).
             if info.state_column.as_deref() == Some(REPORT_STATE_COLUMN) {

@@ -87,7 +87,10 @@ impl UserPages {
             }
         };
         let inner = &self.graph.inner;
-        let resp = match inner.call("beta", &req(path.clone(), self.eventual), false).await {
+        let resp = match inner
+            .call("beta", &req(path.clone(), self.eventual), false)
+            .await
+        {
             // Graph asks for an advanced query (`endsWith`, `ne`, `not`, lambdas…): send it
             // again with `ConsistencyLevel: eventual` and `$count=true`, as Graph requires.
             Err(e) if self.first && !self.eventual && is_unsupported_query(&e) => {
@@ -391,13 +394,15 @@ impl Graph {
                     .inner
                     .call("v1.0", &Req::get(path, Cost::get_list(true)), false)
                     .await?;
-                out.extend(values(&r.body).iter().map(|v| OtherMember {
-                    kind: kind.to_string(),
-                    display_name: v["displayName"]
-                        .as_str()
-                        .or_else(|| v["id"].as_str())
-                        .unwrap_or_default()
-                        .to_string(),
+                out.extend(values(&r.body).iter().map(|v| {
+                    OtherMember {
+                        kind: kind.to_string(),
+                        display_name: v["displayName"]
+                            .as_str()
+                            .or_else(|| v["id"].as_str())
+                            .unwrap_or_default()
+                            .to_string(),
+                    }
                 }));
                 match next_link(&self.inner, &r.body)? {
                     Some(l) => path = l,
@@ -556,7 +561,10 @@ mod tests {
         assert_eq!(id, "0f3a1c52-7d4e-4b8a-a6c1-0e2d5f7b9a13");
         assert!(r.mfa_registered);
         assert_eq!(&*r.methods, "microsoftAuthenticatorPush, mobilePhone");
-        assert_eq!(r.default_method.as_deref(), Some("microsoftAuthenticatorPush"));
+        assert_eq!(
+            r.default_method.as_deref(),
+            Some("microsoftAuthenticatorPush")
+        );
         assert_eq!(r.is_admin, Some(true));
         let (_, r) = registration_from_report(&json!({"id": "x",
             "methodsRegistered": ["email"], "defaultMfaMethod": "none"}))

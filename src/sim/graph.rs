@@ -3,11 +3,11 @@
 //! token check, `$batch`) is in `server.rs`; `$batch` items go through [`execute`] one by
 //! one, exactly like top-level requests.
 
+use super::groups::{parse_cast, Members};
 use super::query::{parse_query, Query};
 use super::state::{Ident, Sim, State};
 use super::throttle::{retry_after_value, Cost, Limits};
 use super::wire::{decode_segment, too_many, Ctx, GErr, Headers, Resp, Ver};
-use super::groups::{parse_cast, Members};
 use super::{faults, groups, methods, policies, requirements, users};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -255,9 +255,14 @@ pub(super) fn parse_route(ver: Ver, rest: &str) -> Result<Route, GErr> {
                     _ => return Err(segment_error(rel)),
                 };
                 let cast = cast.map(|c| parse_cast(c)).transpose()?;
-                Ok(Route::GroupMembers(id.clone(), Members { transitive, cast }))
+                Ok(Route::GroupMembers(
+                    id.clone(),
+                    Members { transitive, cast },
+                ))
             }
-            (_, _, _, _) => Err(segment_error(segs.last().map(String::as_str).unwrap_or(first))),
+            (_, _, _, _) => Err(segment_error(
+                segs.last().map(String::as_str).unwrap_or(first),
+            )),
         };
     } else if lower == "policies" && segs.len() == 2 {
         return if segs[1].eq_ignore_ascii_case("identitySecurityDefaultsEnforcementPolicy") {
@@ -270,7 +275,9 @@ pub(super) fn parse_route(ver: Ver, rest: &str) -> Result<Route, GErr> {
         return if s.len() == 3 && s[1] == "conditionalaccess" && s[2] == "policies" {
             Ok(Route::ConditionalAccess)
         } else {
-            Err(segment_error(segs.get(1).map(String::as_str).unwrap_or(first)))
+            Err(segment_error(
+                segs.get(1).map(String::as_str).unwrap_or(first),
+            ))
         };
     } else if lower == "organization" && segs.len() == 1 {
         return Ok(Route::Organization);

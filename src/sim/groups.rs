@@ -285,15 +285,13 @@ pub(super) fn list_members(
         .map(|mut v| {
             // `$select` on a mixed collection keeps the selected properties (and the type).
             if let (Some(sel), Some(o)) = (&q.select, v.as_object_mut()) {
-                o.retain(|k, _| k == "@odata.type" || sel.iter().any(|s| s.eq_ignore_ascii_case(k)));
+                o.retain(|k, _| {
+                    k == "@odata.type" || sel.iter().any(|s| s.eq_ignore_ascii_case(k))
+                });
             }
             v
         })
         .collect();
-    let context = format!(
-        "{}/{}/$metadata#directoryObjects",
-        ctx.base,
-        ver.as_str()
-    );
+    let context = format!("{}/{}/$metadata#directoryObjects", ctx.base, ver.as_str());
     Ok(page(ctx, ver, rest, q, items, context))
 }

@@ -201,8 +201,12 @@ pub(super) fn reg_list(
     if let Some(sel) = &q.select {
         for s in sel {
             if reg_schema(s).is_none()
-                && !["isSsprRegistered", "lastUpdatedDateTime", "defaultMfaMethod"]
-                    .contains(&s.as_str())
+                && ![
+                    "isSsprRegistered",
+                    "lastUpdatedDateTime",
+                    "defaultMfaMethod",
+                ]
+                .contains(&s.as_str())
             {
                 return Err(GErr::bad(format!(
                     "Could not find a property named '{s}' on type 'microsoft.graph.userRegistrationDetails'."

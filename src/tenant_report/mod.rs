@@ -238,7 +238,15 @@ async fn run_async(
         ExitCode::Success
     };
     let record_path = write_record(&s, &identity, &graph, &sum, started, &path, code)?;
-    print_summary(&s, &identity, &graph, &sum, &path, record_path.as_deref(), code)?;
+    print_summary(
+        &s,
+        &identity,
+        &graph,
+        &sum,
+        &path,
+        record_path.as_deref(),
+        code,
+    )?;
     Ok(code)
 }
 
@@ -281,12 +289,17 @@ async fn users_to_list(
             ));
             if !others.is_empty() {
                 sum.read.notes.push(format!(
-                    "{} {} of the group not users, left out: {}.",
+                    "{} {} of the group {}, left out: {}.",
                     others.len(),
                     if others.len() == 1 {
-                        "member is"
+                        "member"
                     } else {
-                        "members are"
+                        "members"
+                    },
+                    if others.len() == 1 {
+                        "is not a user"
+                    } else {
+                        "are not users"
                     },
                     others.join(", ")
                 ));
@@ -300,8 +313,7 @@ async fn users_to_list(
 async fn registration_source(graph: &Graph, s: &ReportSettings, read: &mut HowRead) -> RegSource {
     if s.per_user_reads {
         read.notes.push(
-            "Registration read from each user's authentication methods (--per-user-reads)."
-                .into(),
+            "Registration read from each user's authentication methods (--per-user-reads).".into(),
         );
         return RegSource::PerUser;
     }
@@ -386,8 +398,10 @@ async fn stream_users(
             Err(e) => {
                 return Err(match &s.users {
                     ReportUsers::Filter(f) => crate::engine::filter_error(e, f),
-                    _ => anyhow::Error::new(GraphError::Call(e))
-                        .context(format!("could not list the users of the {}", s.users.label())),
+                    _ => anyhow::Error::new(GraphError::Call(e)).context(format!(
+                        "could not list the users of the {}",
+                        s.users.label()
+                    )),
                 })
             }
         };
@@ -421,7 +435,8 @@ async fn stream_users(
         }
         for r in &rows {
             sum.count(r);
-            if r.state.is_none() || (r.mfa_registered.is_none() && needs_registration(s.only.as_ref(), r))
+            if r.state.is_none()
+                || (r.mfa_registered.is_none() && needs_registration(s.only.as_ref(), r))
             {
                 sum.unreadable += 1;
             }
@@ -511,7 +526,9 @@ fn needs_registration(only: Option<&Only>, r: &ReportRow) -> bool {
 
 /// Reads, with the per-user GET, the state of the rows whose list answer lacked it.
 async fn read_missing_states(graph: &Graph, rows: &mut [ReportRow], read: &mut HowRead) {
-    let idx: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].state.is_none()).collect();
+    let idx: Vec<usize> = (0..rows.len())
+        .filter(|&i| rows[i].state.is_none())
+        .collect();
     if idx.is_empty() {
         return;
     }

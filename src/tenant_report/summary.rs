@@ -222,6 +222,9 @@ mod tests {
             text.contains("1 user has registered an MFA method but per-user MFA is disabled"),
             "{text}"
         );
-        assert!(text.contains("1 admin has no MFA method registered: a@x."), "{text}");
+        assert!(
+            text.contains("1 admin has no MFA method registered: a@x."),
+            "{text}"
+        );
     }
 }

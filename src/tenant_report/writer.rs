@@ -40,7 +40,9 @@ pub const COLUMNS: [&str; 11] = [
     "registration_updated",
 ];
 
-const WIDTHS: [f64; 11] = [36.0, 38.0, 26.0, 10.0, 10.0, 12.0, 10.0, 40.0, 24.0, 9.0, 22.0];
+const WIDTHS: [f64; 11] = [
+    36.0, 38.0, 26.0, 10.0, 10.0, 12.0, 10.0, 40.0, 24.0, 9.0, 22.0,
+];
 
 /// Excel's row limit, header included.
 const MAX_ROWS: u32 = 1_048_576;
@@ -200,7 +202,11 @@ impl ReportWriter {
     pub fn write(&mut self, row: &ReportRow) -> Result<(), ReportError> {
         match self {
             ReportWriter::Csv { path, inner } => inner
-                .write_record(row.cells().iter().map(|c| escape(c).into_owned().into_bytes()))
+                .write_record(
+                    row.cells()
+                        .iter()
+                        .map(|c| escape(c).into_owned().into_bytes()),
+                )
                 .map_err(|e| csv_error(path, e)),
             ReportWriter::Xlsx(x) => {
                 if x.next_row >= MAX_ROWS {
@@ -325,7 +331,10 @@ mod tests {
         assert!(text.starts_with("\u{feff}user_principal_name,user_id,"));
         assert!(text.contains("\"'=HYPERLINK(\"\"x\"\")\""), "{text}");
         assert!(text.contains(",disabled,yes,"), "{text}");
-        assert!(ReportWriter::create(&p, false).is_err(), "no overwrite without force");
+        assert!(
+            ReportWriter::create(&p, false).is_err(),
+            "no overwrite without force"
+        );
     }
 
     #[test]
