@@ -92,11 +92,13 @@ pub struct TenantListing {
     pub pages: u64,
 }
 
-/// Resolves every value, in order. `progress(done)` is called as values are resolved.
+/// Resolves every value, in order. `progress(done)` is called as values are resolved,
+/// `listed(users)` as pages of the tenant are listed (when listing is cheaper).
 pub async fn resolve_all(
     graph: &Graph,
     refs: &[UserRef],
     progress: &mut (dyn FnMut(u64) + Send),
+    listed: &mut (dyn FnMut(u64) + Send),
 ) -> Result<Resolution, GraphError> {
     let mut strategy = Strategy::Lookup;
     if refs.len() >= MIN_VALUES_FOR_LISTING {
@@ -113,7 +115,7 @@ pub async fn resolve_all(
                 users,
                 states: mut all_states,
                 pages,
-            } = list_tenant(graph, &mut |_| {}).await?;
+            } = list_tenant(graph, listed).await?;
             let index = UserIndex::new(users);
             let out: Vec<Resolved> = refs.iter().map(|r| index.find(r)).collect();
             drop(index);

@@ -3,8 +3,8 @@
 //!
 //! Big files: up to 1,000 users are all listed; above that the first 50 are listed and the rest
 //! counted. Problems are listed up to 1,000 (then counted). `--json` applies the same limits.
-//! Exit 0 when every row is usable, 1 when some rows need attention (invalid or duplicate, or no
-//! users at all), 2 when the file is unusable.
+//! Exit 0 when every row is usable, 1 when some rows need attention (invalid or duplicate), 2
+//! when the file is unusable or yields no users at all (the rows read are still listed).
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -47,11 +47,17 @@ pub struct Findings {
     pub hidden_count: u64,
     /// Row number of the first row read.
     pub first_row: Option<u64>,
+    /// Warnings found while reading (rows that do not fit the file's encoding).
+    pub warnings: Vec<String>,
+    /// Why the file is an input error although it could be read: it yields no users.
+    pub no_users: Option<String>,
 }
 
 impl Findings {
     pub fn exit_code(&self) -> ExitCode {
-        if self.invalid > 0 || self.duplicate > 0 || self.ok + self.excluded == 0 {
+        if self.no_users.is_some() {
+            ExitCode::UsageOrInput
+        } else if self.invalid > 0 || self.duplicate > 0 {
             ExitCode::RowsNeedAttention
         } else {
             ExitCode::Success
@@ -98,8 +104,13 @@ fn read_options(args: &ValidateArgs) -> ReadOptions {
 
 /// Reads the file (and the exclusion list) into [`Findings`].
 pub fn check(args: &ValidateArgs) -> Result<(SourceInfo, Findings), InputError> {
+    let mut warnings = Vec::new();
     let excluded = match &args.input.exclude {
-        Some(p) => input::read_exclusions(p, &ReadOptions::default())?,
+        Some(p) => {
+            let (keys, w) = input::read_exclusion_list(p, &ReadOptions::default())?;
+            warnings.extend(w);
+            keys
+        }
         None => HashSet::new(),
     };
     let mut reader = input::open(&args.input.file, &read_options(args))?;
@@ -123,6 +134,10 @@ pub fn check(args: &ValidateArgs) -> Result<(SourceInfo, Findings), InputError> 
     }
     f.blank_rows = reader.blank_rows();
     f.blank_row_numbers = reader.blank_row_numbers().to_vec();
+    warnings.extend(reader.warnings());
+    f.warnings = warnings;
+    // The same check as every command's: listed here, then exit 2.
+    f.no_users = marker.require_users(&info).err().map(|e| e.to_string());
     Ok((info, f))
 }
 
@@ -141,6 +156,10 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
             // A closed pipe (`| head`) is not an error worth a message.
             let _ = stdout.write_all(out.as_bytes());
             let _ = stdout.flush();
+            drop(stdout);
+            if let Some(e) = &f.no_users {
+                eprintln!("error: {e}");
+            }
             Ok(f.exit_code())
         }
         Err(e) => {
@@ -313,6 +332,13 @@ fn to_text(
             }
         }
     }
+    if !f.warnings.is_empty() {
+        let _ = writeln!(o);
+        let _ = writeln!(o, "Warnings ({}):", f.warnings.len());
+        for w in &f.warnings {
+            let _ = writeln!(o, "  {w}");
+        }
+    }
     if f.blank_rows > 0 {
         let _ = writeln!(o);
         let _ = writeln!(
@@ -355,7 +381,7 @@ fn to_text(
         ExitCode::Success => {
             let _ = writeln!(o, "Every row is usable.");
         }
-        _ if f.ok + f.excluded == 0 => {
+        ExitCode::UsageOrInput => {
             let _ = writeln!(
                 o,
                 "No users found below the header: check the file, or pick the column with --column."
@@ -435,6 +461,8 @@ fn to_json(
         "problems_truncated": f.problems_total() > f.problems.len() as u64,
         "blank_rows": f.blank_row_numbers,
         "hidden_rows": if f.hidden_known { json!(f.hidden_rows) } else { Value::Null },
+        "warnings": f.warnings,
+        "error": f.no_users,
         "exit_code": f.exit_code().code(),
     })
 }

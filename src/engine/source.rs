@@ -152,17 +152,25 @@ pub(super) fn load(source: &Source) -> anyhow::Result<Loaded> {
             exclude,
             target,
         } => {
-            let (mut info, mut rows, excluded) = input::read_all(file, read, exclude.as_deref())?;
+            let mut input = input::read_input(file, read, exclude.as_deref())?;
+            // Shown before anything is sent, so the admin can stop and fix the file.
+            for w in &input.warnings {
+                eprintln!("warning: {w}");
+            }
             // A file `report` wrote: its state column says what each user had, which must not
             // become each row's target (every row gets --state).
-            if info.state_column.as_deref() == Some(REPORT_STATE_COLUMN) {
-                info.state_column = None;
-                for r in &mut rows {
+            if input.info.state_column.as_deref() == Some(REPORT_STATE_COLUMN) {
+                input.info.state_column = None;
+                for r in &mut input.rows {
                     r.state = None;
                 }
             }
-            let items = rows.into_iter().map(|r| Item::new(r, target)).collect();
-            (info, items, excluded)
+            let items = input
+                .rows
+                .into_iter()
+                .map(|r| Item::new(r, target))
+                .collect();
+            (input.info, items, input.excluded)
         }
         Source::Directory { users, exclude, .. } => {
             let excluded = match exclude {
@@ -488,9 +496,10 @@ pub(super) async fn resolve(
     if refs.is_empty() {
         return Ok((Strategy::Lookup, HashMap::new(), 0));
     }
-    let pb = progress::bar(refs.len() as u64, "resolving");
-    let resolution = resolve::resolve_all(graph, &refs, &mut |n| pb.set_position(n)).await?;
-    pb.finish_and_clear();
+    let pb = progress::resolving(refs.len() as u64);
+    let resolution =
+        resolve::resolve_all(graph, &refs, &mut |n| pb.resolved(n), &mut |u| pb.listed(u)).await?;
+    pb.finish();
     let resolve::Resolution {
         found,
         strategy,

@@ -11,7 +11,7 @@ use crate::exit::ExitCode;
 use crate::graph::{Identity, Stats};
 use crate::input::SourceInfo;
 use crate::model::MfaState;
-use crate::report::{self, Outcome};
+use crate::report::{self, Action, Outcome};
 use crate::resolve::Strategy;
 
 /// Outcomes that need the admin's attention (exit code 1).
@@ -44,6 +44,13 @@ pub struct Summary {
     /// (outcome, rows), every outcome listed, in a fixed order (a JSON object).
     #[serde(serialize_with = "as_map")]
     pub counts: Vec<(String, u64)>,
+    /// Rows that would change (dry-run) or changed, by action: `set-enabled`, `set-enforced`,
+    /// `set-disabled`, every one listed (a JSON object).
+    #[serde(serialize_with = "as_map")]
+    pub actions: Vec<(String, u64)>,
+    /// Users whose per-user MFA would be turned off (dry-run) or was turned off (`set-disabled`
+    /// rows that would change or changed).
+    pub turned_off: u64,
     /// Changed users with no MFA method registered yet: they must visit https://aka.ms/mfasetup.
     pub need_mfasetup: Vec<String>,
     /// Changed users whose registration is not known (run with --registration to tell).
@@ -62,7 +69,21 @@ pub struct Summary {
     pub graph: Stats,
     #[serde(skip)]
     attention: bool,
+    /// (outcome, action, rows) for the rows that would change or changed, as printed under
+    /// their outcome's count.
+    #[serde(skip)]
+    acting: Vec<(Outcome, &'static str, u64)>,
 }
+
+/// The outcomes of rows that act on a user: planned (dry-run) or done.
+const ACTING: [Outcome; 2] = [Outcome::WouldChange, Outcome::Changed];
+
+/// The actions a row can take on a user, in the order they are listed.
+const ACTIONS: [Action; 3] = [
+    Action::Set(MfaState::Enabled),
+    Action::Set(MfaState::Enforced),
+    Action::Set(MfaState::Disabled),
+];
 
 impl Summary {
     pub(super) fn new(
@@ -79,6 +100,35 @@ impl Summary {
                 (o.as_str().to_string(), n)
             })
             .collect();
+        let mut acting = Vec::new();
+        for o in ACTING {
+            for a in &ACTIONS {
+                let n = items
+                    .iter()
+                    .filter(|it| it.result.outcome == o && &it.result.action == a)
+                    .count() as u64;
+                if n > 0 {
+                    acting.push((o, a.as_str(), n));
+                }
+            }
+        }
+        let actions = ACTIONS
+            .iter()
+            .map(|a| {
+                let n = acting
+                    .iter()
+                    .filter(|(_, k, _)| *k == a.as_str())
+                    .map(|(_, _, n)| n)
+                    .sum();
+                (a.as_str().to_string(), n)
+            })
+            .collect();
+        let off = Action::Set(MfaState::Disabled).as_str();
+        let turned_off = acting
+            .iter()
+            .filter(|(_, k, _)| *k == off)
+            .map(|(_, _, n)| n)
+            .sum();
         let changed = items
             .iter()
             .filter(|it| it.result.outcome == Outcome::Changed)
@@ -116,6 +166,8 @@ impl Summary {
             command,
             rows: items.len() as u64,
             counts,
+            actions,
+            turned_off,
             need_mfasetup,
             registration_unknown,
             registered_but_disabled,
@@ -125,6 +177,7 @@ impl Summary {
             interrupted,
             graph,
             attention: items.iter().any(|it| needs_attention(&it.result.outcome)),
+            acting,
         }
     }
 
@@ -144,6 +197,43 @@ impl Summary {
             .find(|(k, _)| k == o.as_str())
             .map(|(_, n)| *n)
             .unwrap_or(0)
+    }
+
+    /// The counts as printed: every outcome with rows, and under the rows that would change
+    /// or changed, how many by action (`set-enabled`, `set-disabled`, …), then the users whose
+    /// per-user MFA would be or was turned off, said plainly.
+    fn count_lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for (k, n) in &self.counts {
+            if *n == 0 {
+                continue;
+            }
+            lines.push(format!("  {k:<13} {n:>7}"));
+            for (_, a, n) in self.acting.iter().filter(|(o, _, _)| o.as_str() == k) {
+                lines.push(format!("    {a:<12} {n:>6}"));
+            }
+        }
+        for o in ACTING {
+            let off: u64 = self
+                .acting
+                .iter()
+                .filter(|(x, a, _)| *x == o && *a == Action::Set(MfaState::Disabled).as_str())
+                .map(|(_, _, n)| n)
+                .sum();
+            if off == 0 {
+                continue;
+            }
+            let verb = if o == Outcome::WouldChange {
+                "would have"
+            } else {
+                "had"
+            };
+            lines.push(format!(
+                "{off} {} {verb} per-user MFA turned OFF.",
+                users(off as usize)
+            ));
+        }
+        lines
     }
 
     /// Prints the summary to stdout: text for a person, or JSON with `--json`.
@@ -196,10 +286,8 @@ impl Summary {
             self.rows,
             identity.tenant_id
         )?;
-        for (k, n) in &self.counts {
-            if *n > 0 {
-                writeln!(out, "  {k:<13} {n:>7}")?;
-            }
+        for line in self.count_lines() {
+            writeln!(out, "{line}")?;
         }
         if self.registered_but_disabled > 0 {
             writeln!(
@@ -296,5 +384,97 @@ impl Summary {
         rec.exit_code = code.code();
         rec.interrupted = self.interrupted;
         rec
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{InputRow, RowStatus, UserRef};
+
+    fn item(row: u64, action: Action, outcome: Outcome) -> Item {
+        let input = InputRow {
+            row,
+            input: format!("u{row}@example.org"),
+            state: None,
+            status: RowStatus::Ok(UserRef::Address(format!("u{row}@example.org"))),
+        };
+        let mut it = Item::new(input, &MfaState::Enabled);
+        it.result.action = action;
+        it.finish(outcome, None);
+        it
+    }
+
+    fn summary(command: &'static str, items: &[Item]) -> Summary {
+        Summary::new(command, items, Strategy::Lookup, false, Stats::default())
+    }
+
+    fn rows(spec: &[(Action, Outcome, usize)]) -> Vec<Item> {
+        let mut items = Vec::new();
+        for (a, o, n) in spec {
+            for _ in 0..*n {
+                items.push(item(items.len() as u64 + 2, a.clone(), *o));
+            }
+        }
+        items
+    }
+
+    const ENABLE: Action = Action::Set(MfaState::Enabled);
+    const DISABLE: Action = Action::Set(MfaState::Disabled);
+
+    #[test]
+    fn dry_run_counts_actions_and_says_mfa_would_be_turned_off() {
+        let items = rows(&[
+            (ENABLE, Outcome::WouldChange, 7),
+            (DISABLE, Outcome::WouldChange, 2),
+            (Action::None, Outcome::NoChange, 3),
+        ]);
+        let s = summary("dry-run", &items);
+        let lines = s.count_lines();
+        assert_eq!(
+            lines,
+            [
+                "  would-change        9",
+                "    set-enabled       7",
+                "    set-disabled      2",
+                "  no-change           3",
+                "2 users would have per-user MFA turned OFF.",
+            ]
+        );
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            v["actions"],
+            serde_json::json!({"set-enabled": 7, "set-enforced": 0, "set-disabled": 2})
+        );
+        assert_eq!(v["turned_off"], 2);
+    }
+
+    #[test]
+    fn apply_counts_only_rows_changed_as_turned_off() {
+        let items = rows(&[
+            (ENABLE, Outcome::Changed, 4),
+            (DISABLE, Outcome::Changed, 1),
+            // A write that failed turned nobody off.
+            (DISABLE, Outcome::Failed, 1),
+        ]);
+        let s = summary("apply", &items);
+        let lines = s.count_lines();
+        assert!(
+            lines.contains(&"    set-disabled      1".to_string()),
+            "{lines:?}"
+        );
+        assert_eq!(lines.last().unwrap(), "1 user had per-user MFA turned OFF.");
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["actions"]["set-disabled"], 1);
+        assert_eq!(v["actions"]["set-enabled"], 4);
+        assert_eq!(v["turned_off"], 1);
+    }
+
+    #[test]
+    fn nothing_turned_off_says_nothing_about_it() {
+        let items = rows(&[(ENABLE, Outcome::Changed, 3)]);
+        let s = summary("apply", &items);
+        assert!(!s.count_lines().iter().any(|l| l.contains("OFF")));
+        assert_eq!(s.turned_off, 0);
     }
 }

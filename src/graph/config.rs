@@ -94,14 +94,27 @@ fn is_loopback(url: &reqwest::Url) -> bool {
         .unwrap_or(false)
 }
 
-/// Reads a secret from a file: the first line, trimmed (editors add newlines).
+/// Reads a secret from a file: the first line, trimmed (editors add newlines). On Unix, a
+/// file that other users can read or change gets a one-line warning on stderr (as ssh does
+/// for private keys), naming the file and the fix; the run goes on. The secret is never shown.
 pub fn read_secret_file(what: &str, path: &Path) -> Result<Secret, GraphError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let cannot_read = |e: std::io::Error| {
         GraphError::Config(format!(
             "cannot read the {what} file {}: {e}",
             path.display()
         ))
-    })?;
+    };
+    let mut file = std::fs::File::open(path).map_err(cannot_read)?;
+    // The mode of the file opened (not of a name that may change in between).
+    if let Some(warning) = file
+        .metadata()
+        .ok()
+        .and_then(|m| open_to_others(what, path, &m))
+    {
+        eprintln!("{warning}");
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut file, &mut text).map_err(cannot_read)?;
     let s = text.lines().next().unwrap_or("").trim().to_string();
     if s.is_empty() {
         return Err(GraphError::Config(format!(
@@ -110,6 +123,45 @@ pub fn read_secret_file(what: &str, path: &Path) -> Result<Secret, GraphError> {
         )));
     }
     Ok(Secret::new(s))
+}
+
+/// The warning for a secret file that its group or other users can read or change (any of
+/// the mode bits 077, as ssh checks), or `None` when only its owner can. Unix only.
+#[cfg(unix)]
+fn open_to_others(what: &str, path: &Path, meta: &std::fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = meta.permissions().mode() & 0o7777;
+    if !meta.is_file() || mode & 0o077 == 0 {
+        return None;
+    }
+    let who = if mode & 0o044 != 0 {
+        "can be read by other users"
+    } else {
+        "is open to other users"
+    };
+    Some(format!(
+        "warning: the {what} file {} {who} (mode {mode:04o}): run chmod 600 {}",
+        path.display(),
+        shell_word(&path.display().to_string())
+    ))
+}
+
+/// `s` as one word for a POSIX shell: as it is when it is plain, else in single quotes.
+#[cfg(unix)]
+fn shell_word(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%,=".contains(c));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(not(unix))]
+fn open_to_others(_what: &str, _path: &Path, _meta: &std::fs::Metadata) -> Option<String> {
+    None
 }
 
 impl GraphConfig {
@@ -196,6 +248,34 @@ mod tests {
             );
         }
         assert!(check_base_url("x", "https://graph.example.org").is_ok());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn secret_files_open_to_others_are_named_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("secret.txt");
+        std::fs::write(&p, "hunter2-secret\n").unwrap();
+        let warn = |mode: u32| {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            open_to_others("client secret", &p, &std::fs::metadata(&p).unwrap())
+        };
+        for ok in [0o600, 0o400, 0o700] {
+            assert_eq!(warn(ok), None, "{ok:o}");
+        }
+        let w = warn(0o644).expect("0644 warns");
+        assert!(w.contains(&format!("chmod 600 {}", p.display())), "{w}");
+        assert!(w.contains("client secret") && w.contains("0644"), "{w}");
+        assert!(!w.contains("hunter2"), "{w}");
+        assert!(warn(0o640).unwrap().contains("read by other users"));
+        assert!(warn(0o620).unwrap().contains("open to other users"));
+        assert_eq!(shell_word("/a b/it's"), "'/a b/it'\\''s'");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(
+            read_secret_file("client secret", &p).unwrap().expose(),
+            "hunter2-secret"
+        );
     }
 
     #[test]

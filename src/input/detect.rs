@@ -114,6 +114,8 @@ pub fn sniff(path: &Path, head: &[u8]) -> Result<Content, InputError> {
         });
     }
     if head.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
+        // Read whole below: never more than an XLS may be.
+        super::guard::check_xls_size(path)?;
         let all = whole(path, head)?;
         if contains(&all, &utf16le("EncryptedPackage"))
             || contains(&all, &utf16le("EncryptionInfo"))

@@ -6,13 +6,17 @@
 //! - [`open`] returns a [`Reader`]: [`SourceInfo`] plus an iterator of rows (streamed for CSV).
 //! - [`Marker`] turns raw rows into [`InputRow`]s with duplicates and exclusions marked.
 //! - [`read_exclusions`] reads an `--exclude` file into a set of keys.
-//! - [`read_all`] does all three for the engine.
+//! - [`read_all`] does all three for the engine; [`read_input`] does the same and also returns
+//!   the warnings found while reading (rows that do not fit the file's encoding).
+//! - A file or sheet that yields no users, and an exclusion list that yields none, are input
+//!   errors ([`InputError::NoUsers`], [`InputError::EmptyExclusions`]).
 //!
 //! Blank rows (every cell empty) are never returned as rows: [`Reader::blank_rows`] counts the
 //! ones that lie between data rows (trailing blank rows are not counted). Every other row after
 //! the header comes back, even when its user cell is empty (the [`Marker`] makes it `Invalid`).
 
 pub mod detect;
+pub mod guard;
 pub mod header;
 pub mod normalize;
 pub mod text;
@@ -159,6 +163,37 @@ pub enum InputError {
         column: String,
         value: String,
     },
+
+    /// The file expands past a limit (zip bomb, huge part, cell over Excel's limit).
+    #[error("{path}: too large: {what}. Nothing was read; {hint}.", path = .path.display())]
+    TooLarge {
+        path: PathBuf,
+        what: String,
+        hint: String,
+    },
+
+    /// The file (or sheet) yields no users: nothing to do, which is never what was meant.
+    #[error("{path}{sh}: no users found: {detail}. Check that this is the file with the user list, or pick the user column with --column (mfa-bulk validate shows what each row holds).",
+        path = .path.display(), sh = where_sheet(.sheet))]
+    NoUsers {
+        path: PathBuf,
+        sheet: Option<String>,
+        detail: String,
+    },
+
+    /// `--exclude` names a list without a single user: it would protect nobody.
+    #[error("{path}: the exclusion list holds no users (no email address or object id below its header). An empty list protects nobody: put the accounts that must never be touched (break-glass accounts) in it, one per row, or leave out --exclude.", path = .path.display())]
+    EmptyExclusions { path: PathBuf },
+
+    /// One row holds many addresses, as when a list is pasted from a mail.
+    #[error("{path}: row {row} holds {count} addresses {how} (a list pasted from a mail?). Put one user per row, each address on a line of its own, and run again: none of them was read, since each user needs a row of its own (its row number identifies it in the result file and in --plan). If only one of them is the user, give the file a header row naming its columns.", path = .path.display())]
+    PastedList {
+        path: PathBuf,
+        row: u64,
+        count: usize,
+        /// "separated by ','" or "in columns A to E".
+        how: String,
+    },
 }
 
 impl InputError {
@@ -189,7 +224,11 @@ impl InputError {
             | InputError::UnknownSheet { path, .. }
             | InputError::NoUserColumn { path, .. }
             | InputError::ColumnNotFound { path, .. }
-            | InputError::BadExclusion { path, .. } => path,
+            | InputError::BadExclusion { path, .. }
+            | InputError::TooLarge { path, .. }
+            | InputError::NoUsers { path, .. }
+            | InputError::EmptyExclusions { path }
+            | InputError::PastedList { path, .. } => path,
         }
     }
 }
@@ -215,9 +254,57 @@ pub struct Reader {
     blank_count: u64,
     blank_rows: Vec<u64>,
     done: bool,
+    /// Rows that do not fit the encoding the text file was read with.
+    misfits: Option<std::sync::Arc<std::sync::Mutex<text::Misfits>>>,
 }
 
 impl Reader {
+    /// Warnings about what was read so far, each naming the file: rows that do not fit the
+    /// encoding the file was read with. Complete once every row was read.
+    pub fn warnings(&self) -> Vec<String> {
+        let Some(m) = &self.misfits else {
+            return Vec::new();
+        };
+        let m = match m.lock() {
+            Ok(m) => m.clone(),
+            Err(_) => return Vec::new(),
+        };
+        if m.count == 0 {
+            return Vec::new();
+        }
+        let mut rows = m
+            .rows
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        if m.count > m.rows.len() as u64 {
+            rows.push_str(&format!(" and {} more", m.count - m.rows.len() as u64));
+        }
+        let (word, verb) = if m.count == 1 {
+            ("row", "is")
+        } else {
+            ("rows", "are")
+        };
+        let path = self.info.path.display();
+        let message = if self.info.encoding.as_deref() == Some("windows-1252") {
+            format!(
+                "{path}: {word} {rows} {verb} not valid UTF-8, while the rest of the file is; \
+                 the file was read as Windows-1252, so accented letters in the other rows may \
+                 be wrong (such as 'Ã«' for 'ë'). Pass --encoding utf-8, or save the file \
+                 again as CSV UTF-8 (Excel: File › Save As › CSV UTF-8)"
+            )
+        } else {
+            format!(
+                "{path}: {word} {rows} {verb} not valid {enc}: the bytes that are not show as \
+                 '\u{FFFD}'. Fix those cells, or save the file again as CSV UTF-8 (Excel: File \
+                 › Save As › CSV UTF-8)",
+                enc = self.info.encoding.as_deref().unwrap_or("UTF-8")
+            )
+        };
+        vec![message]
+    }
+
     /// Blank rows skipped so far between data rows (trailing blank rows are not counted).
     pub fn blank_rows(&self) -> u64 {
         self.blank_count
@@ -359,6 +446,7 @@ fn make_reader(
         blank_count: 0,
         blank_rows: Vec::new(),
         done: false,
+        misfits: None,
     }
 }
 
@@ -414,9 +502,20 @@ fn open_text(path: &Path, head_bytes: &[u8], opts: &ReadOptions) -> Result<Reade
             text::Detected {
                 encoding: enc,
                 bom: encoding_rs::Encoding::for_bom(head_bytes).is_some_and(|(e, _)| e == enc),
+                mixed: false,
             }
         }
         None => text::detect_encoding(path, head_bytes)?,
+    };
+    // Rows that do not fit the encoding chosen for the whole file are named in a warning.
+    let fit = if det.mixed {
+        Some(text::FitCheck::cp1252_mixed())
+    } else if det.encoding == encoding_rs::UTF_8 && opts.encoding.is_some() {
+        text::scan_utf8(path)?
+            .invalid
+            .then_some(text::FitCheck::Utf8Replaced)
+    } else {
+        None
     };
     let head_text = text::decode_head(head_bytes, det.encoding);
     // Whatever the encoding (a BOM can sit in front of junk), the text must look like text.
@@ -438,7 +537,9 @@ fn open_text(path: &Path, head_bytes: &[u8], opts: &ReadOptions) -> Result<Reade
     let mut info = empty_info(path, format);
     info.encoding = Some(det.label());
     info.delimiter = Some(delimiter as char);
-    let mut src: RowSource = Box::new(text::CsvRows::open(path, det.encoding, delimiter)?);
+    let mut rows = text::CsvRows::open(path, det.encoding, delimiter)?;
+    let misfits = fit.map(|f| rows.check_fit(f));
+    let mut src: RowSource = Box::new(rows);
     let head = read_head(&mut src)?;
     if head
         .iter()
@@ -450,7 +551,55 @@ fn open_text(path: &Path, head_bytes: &[u8], opts: &ReadOptions) -> Result<Reade
     }
     let layout =
         find_layout(&head, opts.column.as_deref()).map_err(|e| layout_error(path, None, e))?;
-    Ok(make_reader(info, Vec::new(), head, layout, src))
+    refuse_pasted_list(path, &head, &layout, Some(delimiter as char))?;
+    let mut reader = make_reader(info, Vec::new(), head, layout, src);
+    reader.misfits = misfits;
+    Ok(reader)
+}
+
+/// Refuses a headerless file (or sheet) whose only row holds several addresses, as when a
+/// list is pasted from a mail: reading them as users would give them all one row number (the
+/// identity of a row in the result file and in `--plan`), and reading one would drop the rest.
+/// `head` is the whole file when it holds fewer than [`HEAD_ROWS`] rows.
+fn refuse_pasted_list(
+    path: &Path,
+    head: &[Row],
+    layout: &Layout,
+    delimiter: Option<char>,
+) -> Result<(), InputError> {
+    if layout.header.is_some() || head.len() >= HEAD_ROWS {
+        return Ok(());
+    }
+    let mut filled = head
+        .iter()
+        .filter(|r| !r.1.iter().all(|c| normalize::is_blank(c)));
+    let (Some((row, cells)), None) = (filled.next(), filled.next()) else {
+        return Ok(());
+    };
+    let users: Vec<usize> = cells
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| normalize::looks_like_user(c))
+        .map(|(i, _)| i)
+        .collect();
+    if users.len() < 2 {
+        return Ok(());
+    }
+    let how = match delimiter {
+        Some('\t') => "separated by tabs".to_string(),
+        Some(d) => format!("separated by '{d}'"),
+        None => format!(
+            "in columns {} to {}",
+            col_letter(users[0]),
+            col_letter(users[users.len() - 1])
+        ),
+    };
+    Err(InputError::PastedList {
+        path: path.to_path_buf(),
+        row: *row,
+        count: users.len(),
+        how,
+    })
 }
 
 fn open_workbook(
@@ -492,6 +641,7 @@ fn open_workbook(
         let (head, src) = load(&mut book, &name)?;
         let layout = find_layout(&head, opts.column.as_deref())
             .map_err(|e| layout_error(path, Some(name.clone()), e))?;
+        refuse_pasted_list(path, &head, &layout, None)?;
         info.sheet = Some(name);
         return Ok(with_hidden(
             make_reader(info, sheets, head, layout, src),
@@ -512,6 +662,7 @@ fn open_workbook(
         }
         match find_layout(&head, opts.column.as_deref()) {
             Ok(layout) => {
+                refuse_pasted_list(path, &head, &layout, None)?;
                 info.sheet = Some(name.clone());
                 return Ok(with_hidden(
                     make_reader(info, sheets.clone(), head, layout, src),
@@ -549,6 +700,8 @@ pub struct Marker {
     seen: HashMap<String, u64>,
     column: Option<String>,
     state_column: Option<String>,
+    rows: u64,
+    users: u64,
 }
 
 impl Marker {
@@ -558,7 +711,37 @@ impl Marker {
             seen: HashMap::new(),
             column: None,
             state_column: None,
+            rows: 0,
+            users: 0,
         }
+    }
+
+    /// Once every row is marked: [`InputError::NoUsers`] when no row held a user (to change
+    /// or excluded). Every command that reads an input file stops there (exit 2).
+    pub fn require_users(&self, info: &SourceInfo) -> Result<(), InputError> {
+        if self.users > 0 {
+            return Ok(());
+        }
+        let column = normalize::printable(&info.column);
+        let detail = match (self.rows, info.header_row) {
+            (0, Some(h)) => format!("there are no rows below the header (row {h})"),
+            (0, None) => "there are no rows".to_string(),
+            (1, _) => format!(
+                "its one row holds no email address or object id in column \"{column}\" \
+                 (column {})",
+                info.column_letter
+            ),
+            (n, _) => format!(
+                "none of its {n} rows holds an email address or object id in column \
+                 \"{column}\" (column {})",
+                info.column_letter
+            ),
+        };
+        Err(InputError::NoUsers {
+            path: info.path.clone(),
+            sheet: info.sheet.clone(),
+            detail,
+        })
     }
 
     /// Like [`Marker::new`], naming the file's columns in the reasons it gives.
@@ -572,6 +755,15 @@ impl Marker {
     }
 
     pub fn mark(&mut self, raw: RawRow) -> Result<InputRow, InputError> {
+        let row = self.mark_row(raw)?;
+        self.rows += 1;
+        if !matches!(row.status, RowStatus::Invalid { .. }) {
+            self.users += 1;
+        }
+        Ok(row)
+    }
+
+    fn mark_row(&mut self, raw: RawRow) -> Result<InputRow, InputError> {
         let invalid = |reason: String, state: Option<MfaState>| InputRow {
             row: raw.row,
             input: raw.input.clone(),
@@ -638,8 +830,17 @@ impl Marker {
 /// Reads an `--exclude` file (any format `open` reads) into normalised keys.
 ///
 /// A value that is not an address or object id is an error ([`InputError::BadExclusion`]):
-/// a mistyped break-glass account must not be silently ignored.
+/// a mistyped break-glass account must not be silently ignored. So is a list that yields no
+/// user at all ([`InputError::EmptyExclusions`]).
 pub fn read_exclusions(path: &Path, opts: &ReadOptions) -> Result<HashSet<String>, InputError> {
+    read_exclusion_list(path, opts).map(|(keys, _)| keys)
+}
+
+/// [`read_exclusions`], with the warnings found while reading.
+pub fn read_exclusion_list(
+    path: &Path,
+    opts: &ReadOptions,
+) -> Result<(HashSet<String>, Vec<String>), InputError> {
     let mut reader = open(path, opts)?;
     let column = reader.info.column_letter.clone();
     let mut keys = HashSet::new();
@@ -660,18 +861,53 @@ pub fn read_exclusions(path: &Path, opts: &ReadOptions) -> Result<HashSet<String
             }
         }
     }
-    Ok(keys)
+    if keys.is_empty() {
+        return Err(InputError::EmptyExclusions {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok((keys, reader.warnings()))
+}
+
+/// Everything read from an input file and its exclusion list.
+#[derive(Debug)]
+pub struct Input {
+    pub info: SourceInfo,
+    /// Every row, marked.
+    pub rows: Vec<InputRow>,
+    /// The exclusion keys (the engine also matches them against every address of a resolved
+    /// user).
+    pub excluded: HashSet<String>,
+    /// Warnings to show before going on, each naming its file (rows that do not fit the
+    /// encoding a text file was read with). Empty for most files.
+    pub warnings: Vec<String>,
 }
 
 /// Everything the engine needs: the source info, every row (marked), and the exclusion keys
 /// (the engine also matches them against every address of a resolved user).
+///
+/// An input without a single user is an error ([`InputError::NoUsers`], exit 2).
 pub fn read_all(
     path: &Path,
     opts: &ReadOptions,
     exclude: Option<&Path>,
 ) -> Result<(SourceInfo, Vec<InputRow>, HashSet<String>), InputError> {
+    read_input(path, opts, exclude).map(|i| (i.info, i.rows, i.excluded))
+}
+
+/// [`read_all`], with the warnings found while reading the input and the exclusion list.
+pub fn read_input(
+    path: &Path,
+    opts: &ReadOptions,
+    exclude: Option<&Path>,
+) -> Result<Input, InputError> {
+    let mut warnings = Vec::new();
     let excluded = match exclude {
-        Some(p) => read_exclusions(p, &ReadOptions::default())?,
+        Some(p) => {
+            let (keys, w) = read_exclusion_list(p, &ReadOptions::default())?;
+            warnings.extend(w);
+            keys
+        }
         None => HashSet::new(),
     };
     let mut reader = open(path, opts)?;
@@ -681,5 +917,12 @@ pub fn read_all(
     for raw in &mut reader {
         rows.push(marker.mark(raw?)?);
     }
-    Ok((info, rows, excluded))
+    marker.require_users(&info)?;
+    warnings.extend(reader.warnings());
+    Ok(Input {
+        info,
+        rows,
+        excluded,
+        warnings,
+    })
 }

@@ -17,16 +17,31 @@ pub fn clean(s: &str) -> String {
     s.trim().to_string()
 }
 
+/// Most characters of a value shown in a message or a result's `error` column.
+pub const SHOWN_CHARS: usize = 80;
+
+/// The most characters a user principal name can have (64 before the `@`, 48 after).
+pub const MAX_USER_CHARS: usize = 113;
+
 /// Text safe to print on a terminal or in a message: control characters (escape sequences,
-/// line breaks inside a cell) are shown escaped, e.g. `\u{1b}`.
+/// line breaks inside a cell) are shown escaped, e.g. `\u{1b}`, and a long value is cut after
+/// [`SHOWN_CHARS`] characters, followed by "… (N characters)".
 pub fn printable(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
+    let mut out = String::with_capacity(s.len().min(SHOWN_CHARS * 4 + 32));
+    let mut n = 0usize;
     for c in s.chars() {
+        n += 1;
+        if n > SHOWN_CHARS {
+            continue;
+        }
         if c.is_control() {
             out.extend(c.escape_default());
         } else {
             out.push(c);
         }
+    }
+    if n > SHOWN_CHARS {
+        out.push_str(&format!("… ({n} characters)"));
     }
     out
 }
@@ -115,6 +130,25 @@ pub fn parse_user(raw: &str) -> Result<Option<UserRef>, String> {
     if s.is_empty() {
         return Ok(None);
     }
+    let shown = || printable(&clean(raw));
+    if s.chars().count() > MAX_USER_CHARS {
+        return Err(format!(
+            "not an email address or object id: '{}' is longer than a user name can be (at \
+             most {MAX_USER_CHARS} characters)",
+            shown()
+        ));
+    }
+    if let Some(c) = raw
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        return Err(format!(
+            "not an email address or object id: '{}' (it contains the control character {}, \
+             which no user name has: retype the cell)",
+            shown(),
+            c.escape_default()
+        ));
+    }
     if let Some(g) = parse_guid(&s) {
         return Ok(Some(UserRef::ObjectId(g)));
     }
@@ -122,7 +156,7 @@ pub fn parse_user(raw: &str) -> Result<Option<UserRef>, String> {
     if is_address(&lower) {
         return Ok(Some(UserRef::Address(lower)));
     }
-    let shown = printable(&clean(raw));
+    let shown = shown();
     let hint = if s.contains('@') && s.chars().any(char::is_whitespace) {
         " (it contains a space)"
     } else if s.matches('@').count() > 1 {
@@ -227,9 +261,43 @@ mod tests {
             "not an email address or object id: 'TBC'"
         );
         assert_eq!(parse_user("  \u{200b} ").unwrap(), None);
-        assert_eq!(
-            parse_user("\u{1b}[2Jx").unwrap_err(),
-            "not an email address or object id: '\\u{1b}[2Jx'"
+        assert!(parse_user("\u{1b}[2Jx")
+            .unwrap_err()
+            .starts_with("not an email address or object id: '\\u{1b}[2Jx' (it contains the control character \\u{1b}"));
+    }
+
+    #[test]
+    fn long_values_are_cut_in_messages_and_refused_as_users() {
+        let long = "a".repeat(100_000);
+        let shown = printable(&long);
+        assert_eq!(shown, format!("{}… (100000 characters)", "a".repeat(80)));
+        assert_eq!(printable(&"b".repeat(80)), "b".repeat(80));
+        let err = parse_user(&format!("{long}@x.example")).unwrap_err();
+        assert!(
+            err.contains(
+                "… (100010 characters)' is longer than a user name can be (at most 113 characters)"
+            ),
+            "{err}"
         );
+        assert!(err.len() < 300, "{err}");
+        // 64 + @ + 48 is the longest UPN: still a user.
+        let upn = format!("{}@{}.example", "a".repeat(64), "b".repeat(40));
+        assert_eq!(upn.chars().count(), 113);
+        assert!(parse_user(&upn).unwrap().is_some());
+        assert!(parse_user(&format!("a{upn}")).is_err());
+    }
+
+    #[test]
+    fn a_stray_control_character_makes_the_value_invalid() {
+        for bad in [
+            "zoe\u{b}@x.example",
+            "zoe@x.example\u{c}",
+            "\u{1}zoe@x.example",
+        ] {
+            let err = parse_user(bad).unwrap_err();
+            assert!(err.contains("control character"), "{bad:?}: {err}");
+        }
+        // Line breaks and tabs around a value are trimmed as before.
+        assert!(parse_user("zoe@x.example\r\n").unwrap().is_some());
     }
 }

@@ -82,15 +82,14 @@ proptest! {
             .terminator(if crlf { csv::Terminator::CRLF } else { csv::Terminator::Any(b'\n') })
             .from_writer(Vec::new());
         w.write_record(["Email", "Name", "MFA Status"]).unwrap();
-        // The line each record starts on (line breaks inside quoted cells count).
-        let mut line = 2u64;
+        // Each record is one row, as Excel shows it (line breaks inside quoted cells do not
+        // start a row).
         let mut expected = BTreeSet::new();
-        for r in &rows {
+        for (i, r) in rows.iter().enumerate() {
             w.write_record(r).unwrap();
             if !is_blank_row(r) {
-                expected.insert(line);
+                expected.insert(2 + i as u64);
             }
-            line += 1 + r.iter().map(|c| c.matches('\n').count() as u64).sum::<u64>();
         }
         let bytes = w.into_inner().unwrap();
         let (_dir, path) = temp_with(&bytes, "rows.csv");
@@ -110,6 +109,39 @@ proptest! {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Row numbers count records and blank lines, as Excel shows a CSV: a quoted cell spanning
+    /// lines (LF, CRLF or CR inside it) is one row and does not shift the rows after it.
+    #[test]
+    fn csv_rows_are_numbered_as_excel_shows_them(
+        rows in proptest::collection::vec(
+            ("[a-z]{1,6}@[a-z]{1,5}\\.example",
+             "[a-z ,;\"]{0,6}(\n|\r\n|\r)?[a-z ,\"]{0,6}(\r\n|\n)?[a-z]{0,3}",
+             0usize..3),
+            1..30),
+        crlf in any::<bool>(),
+    ) {
+        let eol = if crlf { "\r\n" } else { "\n" };
+        let mut text = format!("Email,Note{eol}");
+        let mut expected = Vec::new();
+        let mut row = 2u64;
+        for (mail, note, blanks) in &rows {
+            for _ in 0..*blanks {
+                text.push_str(eol);
+                row += 1;
+            }
+            text.push_str(&format!("{mail},\"{}\"{eol}", note.replace('"', "\"\"")));
+            expected.push((row, mail.clone()));
+            row += 1;
+        }
+        let (_dir, path) = temp_with(text.as_bytes(), "notes.csv");
+        let got: Vec<(u64, String)> = read_everything(&path, &ReadOptions::default())
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.row, r.input))
+            .collect();
+        prop_assert_eq!(got, expected);
+    }
 
     /// With no --delimiter, the delimiter written is the one found, and rows come back whole.
     #[test]

@@ -16,6 +16,9 @@ use super::InputError;
 pub struct Detected {
     pub encoding: &'static Encoding,
     pub bom: bool,
+    /// Read as Windows-1252 although parts of the file are valid UTF-8 beyond ASCII: some
+    /// rows were written as UTF-8 and others not.
+    pub mixed: bool,
 }
 
 impl Detected {
@@ -56,6 +59,7 @@ pub fn detect_encoding(path: &Path, head: &[u8]) -> Result<Detected, InputError>
         return Ok(Detected {
             encoding: enc,
             bom: true,
+            mixed: false,
         });
     }
     // UTF-16 without a BOM: NUL in every other byte of ASCII text.
@@ -73,36 +77,43 @@ pub fn detect_encoding(path: &Path, head: &[u8]) -> Result<Detected, InputError>
             return Ok(Detected {
                 encoding: UTF_16LE,
                 bom: false,
+                mixed: false,
             });
         }
         if even_nul * 10 >= pairs * 7 && odd_nul * 10 <= pairs {
             return Ok(Detected {
                 encoding: UTF_16BE,
                 bom: false,
+                mixed: false,
             });
         }
     }
     check_not_binary(path, head)?;
-    if is_utf8_file(path)? {
+    let scan = scan_utf8(path)?;
+    if !scan.invalid {
         Ok(Detected {
             encoding: UTF_8,
             bom: false,
+            mixed: false,
         })
     } else {
         Ok(Detected {
             encoding: WINDOWS_1252,
             bom: false,
+            mixed: scan.multibyte,
         })
     }
 }
 
-/// Rejects bytes that no spreadsheet program writes into a text file.
+/// Rejects bytes that no spreadsheet program writes into a text file: a NUL, or control bytes
+/// in more than 3 % of the text. A few stray control characters (a vertical tab or form feed
+/// pasted into a cell) are not binary data: their rows are marked invalid, the rest is read.
 pub fn check_not_binary(path: &Path, head: &[u8]) -> Result<(), InputError> {
     let controls = head
         .iter()
-        .filter(|b| **b < 0x20 && !matches!(**b, b'\t' | b'\n' | b'\r' | 0x0c | 0x1a))
+        .filter(|b| **b < 0x20 && !matches!(**b, b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0x1a))
         .count();
-    if head.contains(&0) || controls * 100 > head.len() {
+    if head.contains(&0) || (controls >= 8 && controls * 100 > head.len() * 3) {
         return Err(InputError::NotText {
             path: path.to_path_buf(),
             detail: "it contains binary data (NUL or control bytes), not text".into(),
@@ -111,27 +122,58 @@ pub fn check_not_binary(path: &Path, head: &[u8]) -> Result<(), InputError> {
     Ok(())
 }
 
-/// Streams the file through a UTF-8 validator (constant memory).
-fn is_utf8_file(path: &Path) -> Result<bool, InputError> {
+/// What a streaming UTF-8 check of a whole file found.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Utf8Scan {
+    /// Some bytes are not valid UTF-8.
+    pub invalid: bool,
+    /// Some characters beyond ASCII are valid UTF-8.
+    pub multibyte: bool,
+}
+
+/// Streams the file through a UTF-8 validator (constant memory), stopping once both an
+/// invalid byte and a valid character beyond ASCII were seen.
+pub fn scan_utf8(path: &Path) -> Result<Utf8Scan, InputError> {
     let mut f = File::open(path).map_err(|e| InputError::io(path, e))?;
     let mut buf = vec![0u8; 256 * 1024];
     let mut carry = 0usize;
+    let mut scan = Utf8Scan::default();
     loop {
         let n = f
             .read(&mut buf[carry..])
             .map_err(|e| InputError::io(path, e))?;
         let end = carry + n;
         if n == 0 {
-            return Ok(carry == 0);
+            scan.invalid |= carry > 0;
+            return Ok(scan);
         }
-        match std::str::from_utf8(&buf[..end]) {
-            Ok(_) => carry = 0,
-            Err(e) if e.error_len().is_none() => {
-                let valid = e.valid_up_to();
-                buf.copy_within(valid..end, 0);
-                carry = end - valid;
+        let mut at = 0;
+        carry = 0;
+        while at < end {
+            match std::str::from_utf8(&buf[at..end]) {
+                Ok(s) => {
+                    scan.multibyte |= !s.is_ascii();
+                    break;
+                }
+                Err(e) => {
+                    let valid = at + e.valid_up_to();
+                    scan.multibyte |= !buf[at..valid].is_ascii();
+                    match e.error_len() {
+                        Some(len) => {
+                            scan.invalid = true;
+                            at = valid + len;
+                        }
+                        None => {
+                            buf.copy_within(valid..end, 0);
+                            carry = end - valid;
+                            break;
+                        }
+                    }
+                }
             }
-            Err(_) => return Ok(false),
+            if scan.invalid && scan.multibyte {
+                return Ok(scan);
+            }
         }
     }
 }
@@ -315,7 +357,14 @@ pub struct LineTracker<R> {
     /// (byte offset, is '\n') of every '\r' and '\n' read and not yet passed.
     marks: VecDeque<(u64, bool)>,
     lines_before: u64,
+    /// Where the record being read starts: reading more than [`RECORD_MAX`] past it fails.
+    record_start: u64,
+    /// Set when that limit stopped the reading.
+    pub too_long: bool,
 }
+
+/// Most bytes one CSV record may take (a cell holds at most 32,767 characters in Excel).
+pub const RECORD_MAX: u64 = 4 << 20;
 
 impl<R> LineTracker<R> {
     pub fn new(inner: R) -> Self {
@@ -324,7 +373,14 @@ impl<R> LineTracker<R> {
             offset: 0,
             marks: VecDeque::new(),
             lines_before: 0,
+            record_start: 0,
+            too_long: false,
         }
+    }
+
+    /// The next record starts at `at` (bytes from the start of the decoded text).
+    pub fn record_starts(&mut self, at: u64) {
+        self.record_start = at;
     }
 
     /// 1-based line of the first byte at or after `start` that is not a line break.
@@ -363,6 +419,10 @@ impl<R> LineTracker<R> {
 
 impl<R: Read> Read for LineTracker<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.offset.saturating_sub(self.record_start) > RECORD_MAX {
+            self.too_long = true;
+            return Err(io::Error::other("a record longer than the limit"));
+        }
         let n = self.inner.read(buf)?;
         for (i, b) in buf[..n].iter().enumerate() {
             if *b == b'\n' || *b == b'\r' {
@@ -374,16 +434,77 @@ impl<R: Read> Read for LineTracker<R> {
     }
 }
 
-/// Records of a text file, each with the line it starts on. Blank lines (which the CSV parser
-/// skips) come back as empty rows so they can be counted.
+/// Rows whose bytes do not fit the encoding the file was read with, for a warning.
+#[derive(Clone, Debug, Default)]
+pub struct Misfits {
+    /// The first few such rows.
+    pub rows: Vec<u64>,
+    pub count: u64,
+}
+
+/// Rows listed by number in a misfit warning; the rest are counted.
+pub const MISFITS_LISTED: usize = 5;
+
+/// How a record is checked against the encoding the file was read with.
+pub enum FitCheck {
+    /// Read as Windows-1252, but parts are UTF-8: a row fits UTF-8 when its bytes are valid
+    /// UTF-8; those that are not are the odd ones.
+    Cp1252Mixed(std::collections::HashMap<char, u8>),
+    /// Read as UTF-8 (forced) although some bytes are not: rows holding U+FFFD.
+    Utf8Replaced,
+}
+
+impl FitCheck {
+    pub fn cp1252_mixed() -> FitCheck {
+        let back = (0x80u8..=0xFF)
+            .filter_map(|b| {
+                let byte = [b];
+                let s = WINDOWS_1252.decode_without_bom_handling(&byte).0;
+                s.chars().next().map(|c| (c, b))
+            })
+            .collect();
+        FitCheck::Cp1252Mixed(back)
+    }
+
+    /// Whether a record does not fit: see each variant.
+    fn misfit(&self, rec: &csv::StringRecord) -> bool {
+        match self {
+            FitCheck::Utf8Replaced => rec.iter().any(|f| f.contains('\u{FFFD}')),
+            FitCheck::Cp1252Mixed(back) => rec.iter().any(|f| {
+                if f.is_ascii() {
+                    return false;
+                }
+                let bytes: Vec<u8> = f
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii() {
+                            c as u8
+                        } else {
+                            back.get(&c).copied().unwrap_or(b'?')
+                        }
+                    })
+                    .collect();
+                std::str::from_utf8(&bytes).is_err()
+            }),
+        }
+    }
+}
+
+/// Records of a text file, each with its row number as Excel shows it: one row per record, a
+/// quoted cell spanning lines is one row, and each blank line is a row. Blank lines (which the
+/// CSV parser skips) come back as empty rows so they can be counted.
 pub struct CsvRows {
     rdr: csv::Reader<LineTracker<DecodeReader<BufReader<File>>>>,
     rec: csv::StringRecord,
     path: std::path::PathBuf,
-    /// Line where the next record would start if no blank line came first.
-    expected_line: u64,
+    /// Row number the next record gets if no blank line comes first.
+    expected_row: u64,
+    /// Line breaks inside the quoted cells of the records read so far (lines that are not rows).
+    inner_lines: u64,
     queue: VecDeque<Row>,
     done: bool,
+    fit: Option<FitCheck>,
+    misfits: std::sync::Arc<std::sync::Mutex<Misfits>>,
 }
 
 impl CsvRows {
@@ -404,10 +525,20 @@ impl CsvRows {
             rdr,
             rec: csv::StringRecord::new(),
             path: path.to_path_buf(),
-            expected_line: 1,
+            expected_row: 1,
+            inner_lines: 0,
             queue: Default::default(),
             done: false,
+            fit: None,
+            misfits: Default::default(),
         })
+    }
+
+    /// Checks each record against the encoding; the rows that do not fit are collected in
+    /// the returned list.
+    pub fn check_fit(&mut self, fit: FitCheck) -> std::sync::Arc<std::sync::Mutex<Misfits>> {
+        self.fit = Some(fit);
+        self.misfits.clone()
     }
 }
 
@@ -424,15 +555,29 @@ impl Iterator for CsvRows {
         match self.rdr.read_record(&mut self.rec) {
             Ok(true) => {
                 let start = self.rec.position().map(|p| p.byte()).unwrap_or(0);
-                let line = self.rdr.get_mut().line_at(start);
-                // Lines the parser skipped before this record were blank.
-                for blank in self.expected_line..line {
+                let end = self.rdr.position().byte();
+                let tracker = self.rdr.get_mut();
+                tracker.record_starts(end);
+                let line = tracker.line_at(start);
+                // Lines the parser skipped before this record were blank: each is a row.
+                let row = line.saturating_sub(self.inner_lines).max(self.expected_row);
+                for blank in self.expected_row..row {
                     self.queue.push_back((blank, Vec::new()));
                 }
+                if let Some(fit) = &self.fit {
+                    if fit.misfit(&self.rec) {
+                        if let Ok(mut m) = self.misfits.lock() {
+                            m.count += 1;
+                            if m.rows.len() < MISFITS_LISTED {
+                                m.rows.push(row);
+                            }
+                        }
+                    }
+                }
                 self.queue
-                    .push_back((line, self.rec.iter().map(str::to_string).collect()));
-                // A quoted field may span lines: the next record starts after them (LF, CRLF
-                // or a lone CR each end one).
+                    .push_back((row, self.rec.iter().map(str::to_string).collect()));
+                // A quoted field may span lines (LF, CRLF or a lone CR each end one): those
+                // lines belong to this row.
                 let inner_newlines = self
                     .rec
                     .iter()
@@ -445,7 +590,8 @@ impl Iterator for CsvRows {
                             .count() as u64
                     })
                     .sum::<u64>();
-                self.expected_line = line + inner_newlines + 1;
+                self.inner_lines += inner_newlines;
+                self.expected_row = row + 1;
                 self.queue.pop_front().map(Ok)
             }
             Ok(false) => {
@@ -454,7 +600,21 @@ impl Iterator for CsvRows {
             }
             Err(e) => {
                 self.done = true;
-                let line = e.position().map(|p| p.line()).unwrap_or(self.expected_line);
+                if self.rdr.get_ref().too_long {
+                    return Some(Err(super::guard::too_large(
+                        &self.path,
+                        format!(
+                            "row {} is longer than {} (a cell holds at most 32,767 characters \
+                             in Excel)",
+                            self.expected_row,
+                            super::guard::size_text(RECORD_MAX)
+                        ),
+                    )));
+                }
+                let line = e
+                    .position()
+                    .map(|p| p.line())
+                    .unwrap_or(self.expected_row + self.inner_lines);
                 Some(Err(InputError::Corrupt {
                     path: self.path.clone(),
                     detail: format!("cannot read line {line}: {e}"),

@@ -105,6 +105,8 @@ impl Book {
         // calamine can panic on some damaged files; a panic must become an error.
         guarded(
             || -> Result<Book, InputError> {
+                // Nothing calamine reads may expand past the limits (zip bombs, looping XLS).
+                super::guard::check(path, kind)?;
                 Ok(match kind {
                     Kind::Xlsx => Book::Xlsx(Xlsx::new(rs()?).map_err(|e| match e {
                         calamine::XlsxError::Password => password(path),
@@ -162,7 +164,7 @@ impl Book {
                         e => corrupt(path, kind, e),
                     }),
                 }?;
-                Ok(Box::new(SheetRows::new(range)))
+                Ok(Box::new(SheetRows::new(range, path, name)))
             },
             || corrupt(path, kind, format!("sheet '{name}' could not be read")),
         )
@@ -172,20 +174,29 @@ impl Book {
 /// Rows of a sheet, boxed.
 pub type BoxedRows = Box<dyn Iterator<Item = Result<Row, InputError>> + Send>;
 
-/// Reads an XLSX sheet cell by cell, keeping only rows that hold something.
+/// A row as read from an XLSX sheet: its number and its cells with a value (column, text).
+type SparseRow = (u64, Vec<(u32, String)>);
+
+/// Reads an XLSX sheet cell by cell, keeping only the cells that hold something. Refuses a
+/// cell over Excel's limit and a sheet whose cells hold more than the limits allow.
 fn xlsx_sparse_rows(
     book: &mut Xlsx<Rs>,
     path: &Path,
     kind: Kind,
     name: &str,
 ) -> Result<SparseRows, InputError> {
+    use super::guard::{
+        cell_too_large, count_text, size_text, too_large, CELL_MAX_CHARS, SHEET_MAX_CELLS,
+        SHEET_TEXT_MAX,
+    };
     let map = |e: calamine::XlsxError| match e {
         calamine::XlsxError::Password => password(path),
         e => corrupt(path, kind, e),
     };
     let mut cells = book.worksheet_cells_reader(name).map_err(map)?;
-    let mut rows: Vec<Row> = Vec::new();
+    let mut rows: Vec<SparseRow> = Vec::new();
     let mut in_order = true;
+    let (mut kept, mut text_bytes) = (0u64, 0u64);
     while let Some(cell) = cells.next_cell().map_err(map)? {
         let (r, c) = cell.get_position();
         let text = cell_text(&Data::from(cell.get_value().clone()));
@@ -193,6 +204,34 @@ fn xlsx_sparse_rows(
             continue;
         }
         let n = r as u64 + 1;
+        if text.len() > CELL_MAX_CHARS {
+            let chars = text.chars().count();
+            if chars > CELL_MAX_CHARS {
+                return Err(cell_too_large(path, name, n, c as usize, chars));
+            }
+        }
+        kept += 1;
+        text_bytes += text.len() as u64;
+        if kept > SHEET_MAX_CELLS {
+            return Err(too_large(
+                path,
+                format!(
+                    "sheet \"{}\" holds more than {} cells with a value",
+                    super::normalize::printable(name),
+                    count_text(SHEET_MAX_CELLS)
+                ),
+            ));
+        }
+        if text_bytes > SHEET_TEXT_MAX {
+            return Err(too_large(
+                path,
+                format!(
+                    "the cells of sheet \"{}\" hold more than {} of text",
+                    super::normalize::printable(name),
+                    size_text(SHEET_TEXT_MAX)
+                ),
+            ));
+        }
         match rows.last() {
             Some(last) if last.0 == n => {}
             Some(last) => {
@@ -202,29 +241,16 @@ fn xlsx_sparse_rows(
             None => rows.push((n, Vec::new())),
         }
         if let Some((_, row)) = rows.last_mut() {
-            let c = c as usize;
-            if row.len() <= c {
-                row.resize(c + 1, String::new());
-            }
-            row[c] = text;
+            row.push((c, text));
         }
     }
     if !in_order {
         // Rows written out of order: sort them and merge pieces of the same row.
         rows.sort_by_key(|r| r.0);
-        let mut merged: Vec<Row> = Vec::with_capacity(rows.len());
+        let mut merged: Vec<SparseRow> = Vec::with_capacity(rows.len());
         for (n, cells) in rows {
             match merged.last_mut() {
-                Some(last) if last.0 == n => {
-                    if last.1.len() < cells.len() {
-                        last.1.resize(cells.len(), String::new());
-                    }
-                    for (i, v) in cells.into_iter().enumerate() {
-                        if !v.is_empty() {
-                            last.1[i] = v;
-                        }
-                    }
-                }
+                Some(last) if last.0 == n => last.1.extend(cells),
                 _ => merged.push((n, cells)),
             }
         }
@@ -237,11 +263,27 @@ fn xlsx_sparse_rows(
     })
 }
 
-/// Sparse rows in order, with the empty rows between them given back as blank rows.
+/// Sparse rows in order, with the empty rows between them given back as blank rows. Each row
+/// is made whole (index 0 = column A) only when it is handed out.
 pub struct SparseRows {
-    rows: std::vec::IntoIter<Row>,
+    rows: std::vec::IntoIter<SparseRow>,
     next_row: Option<u64>,
-    held: Option<Row>,
+    held: Option<SparseRow>,
+}
+
+fn dense(row: SparseRow) -> Row {
+    let (n, cells) = row;
+    let width = cells
+        .iter()
+        .map(|(c, _)| *c as usize + 1)
+        .max()
+        .unwrap_or(0);
+    let mut out = vec![String::new(); width];
+    // A later value for the same cell wins, as it did when rows were read whole.
+    for (c, v) in cells {
+        out[c as usize] = v;
+    }
+    (n, out)
 }
 
 impl Iterator for SparseRows {
@@ -260,7 +302,7 @@ impl Iterator for SparseRows {
             }
             _ => {
                 self.next_row = Some(row.0 + 1);
-                Some(Ok(row))
+                Some(Ok(dense(row)))
             }
         }
     }
@@ -304,16 +346,20 @@ pub struct SheetRows {
     next: usize,
     start_row: u32,
     start_col: u32,
+    path: std::path::PathBuf,
+    sheet: String,
 }
 
 impl SheetRows {
-    pub fn new(range: Range<Data>) -> SheetRows {
+    pub fn new(range: Range<Data>, path: &Path, sheet: &str) -> SheetRows {
         let (start_row, start_col) = range.start().unwrap_or((0, 0));
         SheetRows {
             range,
             next: 0,
             start_row,
             start_col,
+            path: path.to_path_buf(),
+            sheet: sheet.to_string(),
         }
     }
 }
@@ -328,9 +374,26 @@ impl Iterator for SheetRows {
         }
         let i = self.next;
         self.next += 1;
+        let n = self.start_row as u64 + i as u64 + 1;
         let mut cells = vec![String::new(); self.start_col as usize];
         cells.extend((0..width).map(|c| self.range.get((i, c)).map(cell_text).unwrap_or_default()));
-        Some(Ok((self.start_row as u64 + i as u64 + 1, cells)))
+        let max = super::guard::CELL_MAX_CHARS;
+        if let Some((c, v)) = cells
+            .iter()
+            .enumerate()
+            .find(|(_, v)| v.len() > max && v.chars().count() > max)
+        {
+            let chars = v.chars().count();
+            self.next = self.range.height();
+            return Some(Err(super::guard::cell_too_large(
+                &self.path,
+                &self.sheet,
+                n,
+                c,
+                chars,
+            )));
+        }
+        Some(Ok((n, cells)))
     }
 }
 
@@ -339,7 +402,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// The value of attribute `name` (with any namespace prefix when `any_prefix`) in a tag.
-fn attr(tag: &str, name: &str, any_prefix: bool) -> Option<String> {
+pub(super) fn attr(tag: &str, name: &str, any_prefix: bool) -> Option<String> {
     let mut from = 0;
     while let Some(p) = tag[from..].find(&format!("{name}=\"")) {
         let at = from + p;
@@ -368,7 +431,7 @@ fn unescape(s: &str) -> String {
 }
 
 /// Tags named `name` (with or without a namespace prefix) in an XML text.
-fn tags<'a>(xml: &'a str, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+pub(super) fn tags<'a>(xml: &'a str, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
     xml.match_indices('<').filter_map(move |(i, _)| {
         let rest = &xml[i + 1..];
         let local = match rest.find(|c: char| c.is_whitespace() || c == '>' || c == '/') {

@@ -17,24 +17,39 @@ use super::{sibling, Outcome, ReportError};
 /// Who ran the tool.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunBy {
-    /// The operating-system user (`USER`, or `USERNAME` on Windows).
+    /// The operating-system account that ran the tool, as the operating system knows it (the
+    /// effective user on Unix), so it is there under cron and in containers too. `USER` or
+    /// `USERNAME` only when the system cannot tell.
     pub os_user: Option<String>,
     /// The admin who signed in (delegated sign-in only; `None` for app-only).
     pub signed_in_admin: Option<String>,
 }
 
 impl RunBy {
-    /// The OS user from the environment, plus the signed-in admin's UPN if any.
+    /// The OS user (see [`os_user`]), plus the signed-in admin's UPN if any.
     pub fn from_env(signed_in_admin: Option<String>) -> RunBy {
-        let os_user = ["USER", "USERNAME"]
-            .iter()
-            .filter_map(|k| std::env::var(k).ok())
-            .find(|v| !v.trim().is_empty());
         RunBy {
-            os_user,
+            os_user: os_user(),
             signed_in_admin,
         }
     }
+}
+
+/// The account running this process, from the operating system (the user database on Unix,
+/// the logon session on Windows); the environment's `USER` or `USERNAME` only when the system
+/// has no name for it (a container's uid without a passwd entry, say). The environment can be
+/// unset (cron, containers) or set to anything, so it is never preferred.
+pub fn os_user() -> Option<String> {
+    let nonempty = |s: String| {
+        let s = s.trim().to_string();
+        (!s.is_empty()).then_some(s)
+    };
+    whoami::username().ok().and_then(nonempty).or_else(|| {
+        ["USER", "USERNAME"]
+            .iter()
+            .filter_map(|k| std::env::var(k).ok())
+            .find_map(nonempty)
+    })
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -219,6 +234,15 @@ pub(crate) mod rfc3339 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn os_user_comes_from_the_system_not_the_environment() {
+        // The name the system has for this process's account, whatever USER says (the
+        // environment is not changed here: tests run in parallel).
+        let name = os_user().expect("this machine has a name for its user");
+        assert!(!name.trim().is_empty());
+        assert_eq!(Some(name), whoami::username().ok());
+    }
 
     #[test]
     fn sha256_of_known_bytes() {

@@ -1,23 +1,9 @@
 //! The whole job through the real binary against the simulator: dry-run, apply, plan, resume,
 //! revert, and the safety rules an admin relies on.
 
-use std::fs;
-
 use predicates::prelude::*;
 
-use crate::common::{read_csv, repo, row, TestSim};
-
-/// A CSV of UPNs in `dir`.
-fn csv_of(dir: &std::path::Path, name: &str, users: &[&str]) -> std::path::PathBuf {
-    let p = dir.join(name);
-    let mut s = String::from("UserPrincipalName\n");
-    for u in users {
-        s.push_str(u);
-        s.push('\n');
-    }
-    fs::write(&p, s).unwrap();
-    p
-}
+use crate::common::{read_csv, repo, row, TestContext};
 
 #[test]
 fn readme_first_command_runs_the_whole_job_on_the_samples() {
@@ -91,19 +77,15 @@ fn readme_first_command_runs_the_whole_job_on_the_samples() {
 
 #[test]
 fn dry_run_writes_nothing_and_shows_what_would_change() {
-    let sim = TestSim::sample();
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("plan.csv");
-    sim.cmd(dir.path())
-        .arg("dry-run")
-        .arg(repo("samples/legacy-portal-bulk.csv"))
+    let ctx = TestContext::sample();
+    ctx.dry_run(&repo("samples/legacy-portal-bulk.csv"))
         .arg("-o")
-        .arg(&out)
+        .arg(ctx.path("plan.csv"))
         .assert()
         .success();
-    assert_eq!(sim.counters().writes, 0);
-    assert_eq!(sim.state("zoe.lindqvist@northwind.example"), "disabled");
-    let rows = read_csv(&out);
+    assert_eq!(ctx.counters().writes, 0);
+    assert_eq!(ctx.state("zoe.lindqvist@northwind.example"), "disabled");
+    let rows = ctx.rows("plan.csv");
     assert_eq!(rows.len(), 5);
     let zoe = row(&rows, "zoe.lindqvist@northwind.example");
     assert_eq!(zoe["outcome"], "would-change");
@@ -121,10 +103,8 @@ fn dry_run_writes_nothing_and_shows_what_would_change() {
 
 #[test]
 fn apply_reaches_the_target_writes_each_user_once_and_never_weakens_enforced() {
-    let sim = TestSim::sample();
-    let dir = tempfile::tempdir().unwrap();
-    let input = csv_of(
-        dir.path(),
+    let ctx = TestContext::sample();
+    let input = ctx.input(
         "users.csv",
         &[
             "zoe.lindqvist@northwind.example",
@@ -134,19 +114,17 @@ fn apply_reaches_the_target_writes_each_user_once_and_never_weakens_enforced() {
             "$svc-scanner@northwind.example",
         ],
     );
-    sim.cmd(dir.path())
-        .arg("apply")
-        .arg(&input)
+    ctx.apply(&input)
         .args(["--yes", "-o", "r1.csv"])
         .assert()
         .success();
-    assert_eq!(sim.state("zoe.lindqvist@northwind.example"), "enforced"); // has a method
-    assert_eq!(sim.state("liam.o'connor@northwind.example"), "enabled");
-    assert_eq!(sim.state("$svc-scanner@northwind.example"), "enabled");
-    assert_eq!(sim.state("priya.raman@northwind.example"), "enforced");
-    assert_eq!(sim.counters().writes, 3);
-    assert_eq!(sim.max_writes_per_user(), 1);
-    let rows = read_csv(&dir.path().join("r1.csv"));
+    assert_eq!(ctx.state("zoe.lindqvist@northwind.example"), "enforced"); // has a method
+    assert_eq!(ctx.state("liam.o'connor@northwind.example"), "enabled");
+    assert_eq!(ctx.state("$svc-scanner@northwind.example"), "enabled");
+    assert_eq!(ctx.state("priya.raman@northwind.example"), "enforced");
+    assert_eq!(ctx.counters().writes, 3);
+    assert_eq!(ctx.max_writes_per_user(), 1);
+    let rows = ctx.rows("r1.csv");
     assert_eq!(
         row(&rows, "priya.raman@northwind.example")["outcome"],
         "no-change"
@@ -161,23 +139,19 @@ fn apply_reaches_the_target_writes_each_user_once_and_never_weakens_enforced() {
     );
 
     // Running it again changes nobody.
-    sim.cmd(dir.path())
-        .arg("apply")
-        .arg(&input)
+    ctx.apply(&input)
         .args(["--yes", "-o", "r2.csv"])
         .assert()
         .success();
-    assert_eq!(sim.counters().writes, 3);
-    let rows = read_csv(&dir.path().join("r2.csv"));
+    assert_eq!(ctx.counters().writes, 3);
+    let rows = ctx.rows("r2.csv");
     assert!(rows.iter().all(|r| r["outcome"] == "no-change"), "{rows:?}");
 }
 
 #[test]
 fn excluded_users_are_never_touched_even_when_listed_by_another_address() {
-    let sim = TestSim::sample();
-    let dir = tempfile::tempdir().unwrap();
-    let input = csv_of(
-        dir.path(),
+    let ctx = TestContext::sample();
+    let input = ctx.input(
         "users.csv",
         &[
             "amara.okafor@northwind.example",
@@ -185,17 +159,15 @@ fn excluded_users_are_never_touched_even_when_listed_by_another_address() {
         ],
     );
     // The exclusion names her UPN; the input has her mail address.
-    let excl = csv_of(dir.path(), "excl.csv", &["aokafor@northwind.example"]);
-    sim.cmd(dir.path())
-        .arg("apply")
-        .arg(&input)
+    let excl = ctx.input("excl.csv", &["aokafor@northwind.example"]);
+    ctx.apply(&input)
         .arg("--exclude")
         .arg(&excl)
         .args(["--yes", "-o", "r.csv"])
         .assert()
         .success();
-    assert_eq!(sim.state("aokafor@northwind.example"), "disabled");
-    let rows = read_csv(&dir.path().join("r.csv"));
+    assert_eq!(ctx.state("aokafor@northwind.example"), "disabled");
+    let rows = ctx.rows("r.csv");
     assert_eq!(
         row(&rows, "amara.okafor@northwind.example")["outcome"],
         "excluded"
@@ -208,42 +180,30 @@ fn excluded_users_are_never_touched_even_when_listed_by_another_address() {
 
 #[test]
 fn apply_with_plan_reports_drift_and_leaves_drifted_users_alone() {
-    let sim = TestSim::sample();
-    let dir = tempfile::tempdir().unwrap();
-    let input = csv_of(
-        dir.path(),
+    let ctx = TestContext::sample();
+    let input = ctx.input(
         "users.csv",
         &[
             "liam.o'connor@northwind.example",
             "hyper.link@northwind.example",
         ],
     );
-    sim.cmd(dir.path())
-        .arg("dry-run")
-        .arg(&input)
+    ctx.dry_run(&input)
         .args(["-o", "plan.csv"])
         .assert()
         .success();
     // Someone else changes Liam in between.
-    let other = csv_of(
-        dir.path(),
-        "other.csv",
-        &["liam.o'connor@northwind.example"],
-    );
-    sim.cmd(dir.path())
-        .arg("apply")
-        .arg(&other)
+    let other = ctx.input("other.csv", &["liam.o'connor@northwind.example"]);
+    ctx.apply(&other)
         .args(["--state", "enforced", "--yes", "-o", "other-result.csv"])
         .assert()
         .success();
-    let writes_before = sim.counters().writes;
-    sim.cmd(dir.path())
-        .arg("apply")
-        .arg(&input)
+    let writes_before = ctx.counters().writes;
+    ctx.apply(&input)
         .args(["--plan", "plan.csv", "--yes", "-o", "r.csv"])
         .assert()
         .code(1);
-    let rows = read_csv(&dir.path().join("r.csv"));
+    let rows = ctx.rows("r.csv");
     assert_eq!(
         row(&rows, "liam.o'connor@northwind.example")["outcome"],
         "drifted"
@@ -252,59 +212,45 @@ fn apply_with_plan_reports_drift_and_leaves_drifted_users_alone() {
         row(&rows, "hyper.link@northwind.example")["outcome"],
         "changed"
     );
-    assert_eq!(sim.counters().writes, writes_before + 1);
-    assert_eq!(sim.state("liam.o'connor@northwind.example"), "enforced");
+    assert_eq!(ctx.counters().writes, writes_before + 1);
+    assert_eq!(ctx.state("liam.o'connor@northwind.example"), "enforced");
 }
 
 #[test]
 fn max_changes_refuses_a_bigger_plan_and_writes_nothing() {
-    let sim = TestSim::sample();
-    let dir = tempfile::tempdir().unwrap();
-    sim.cmd(dir.path())
-        .arg("apply")
-        .arg(repo("samples/new-starters.xlsx"))
+    let ctx = TestContext::sample();
+    ctx.apply(&repo("samples/new-starters.xlsx"))
         .args(["--max-changes", "2", "--yes", "-o", "r.csv"])
         .assert()
         .code(2)
         .stderr(predicate::str::contains("--max-changes"));
-    assert_eq!(sim.counters().writes, 0);
+    assert_eq!(ctx.counters().writes, 0);
 }
 
 #[test]
 fn apply_without_yes_and_without_a_terminal_refuses_before_any_request() {
-    let sim = TestSim::sample();
-    let dir = tempfile::tempdir().unwrap();
-    sim.cmd(dir.path())
-        .arg("apply")
-        .arg(repo("samples/legacy-portal-bulk.csv"))
+    let ctx = TestContext::sample();
+    ctx.apply(&repo("samples/legacy-portal-bulk.csv"))
         .args(["-o", "r.csv"])
         .write_stdin("y\n")
         .assert()
         .code(2)
         .stderr(predicate::str::contains("--yes"));
-    assert_eq!(sim.counters().http_requests, 0);
+    assert_eq!(ctx.counters().http_requests, 0);
 }
 
 #[test]
 fn result_file_is_not_overwritten_without_force() {
-    let sim = TestSim::sample();
-    let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join("r.csv"), "precious").unwrap();
-    sim.cmd(dir.path())
-        .arg("dry-run")
-        .arg(repo("samples/legacy-portal-bulk.csv"))
+    let ctx = TestContext::sample();
+    ctx.write("r.csv", "precious");
+    ctx.dry_run(&repo("samples/legacy-portal-bulk.csv"))
         .args(["-o", "r.csv"])
         .assert()
         .code(2)
         .stderr(predicate::str::contains("--force"));
-    assert_eq!(
-        fs::read_to_string(dir.path().join("r.csv")).unwrap(),
-        "precious"
-    );
-    assert_eq!(sim.counters().http_requests, 0);
-    sim.cmd(dir.path())
-        .arg("dry-run")
-        .arg(repo("samples/legacy-portal-bulk.csv"))
+    assert_eq!(ctx.read("r.csv"), "precious");
+    assert_eq!(ctx.counters().http_requests, 0);
+    ctx.dry_run(&repo("samples/legacy-portal-bulk.csv"))
         .args(["-o", "r.csv", "--force"])
         .assert()
         .success();
@@ -312,10 +258,8 @@ fn result_file_is_not_overwritten_without_force() {
 
 #[test]
 fn revert_puts_changed_users_back() {
-    let sim = TestSim::sample();
-    let dir = tempfile::tempdir().unwrap();
-    let input = csv_of(
-        dir.path(),
+    let ctx = TestContext::sample();
+    let input = ctx.input(
         "users.csv",
         &[
             "zoe.lindqvist@northwind.example",
@@ -323,21 +267,19 @@ fn revert_puts_changed_users_back() {
             "priya.raman@northwind.example",
         ],
     );
-    sim.cmd(dir.path())
-        .arg("apply")
-        .arg(&input)
+    ctx.apply(&input)
         .args(["--yes", "-o", "r.csv"])
         .assert()
         .success();
-    assert_eq!(sim.state("liam.o'connor@northwind.example"), "enabled");
-    sim.cmd(dir.path())
+    assert_eq!(ctx.state("liam.o'connor@northwind.example"), "enabled");
+    ctx.cmd()
         .args(["revert", "r.csv", "--yes", "-o", "revert.csv"])
         .assert()
         .success();
-    assert_eq!(sim.state("zoe.lindqvist@northwind.example"), "disabled");
-    assert_eq!(sim.state("liam.o'connor@northwind.example"), "disabled");
-    assert_eq!(sim.state("priya.raman@northwind.example"), "enforced");
-    let rows = read_csv(&dir.path().join("revert.csv"));
+    assert_eq!(ctx.state("zoe.lindqvist@northwind.example"), "disabled");
+    assert_eq!(ctx.state("liam.o'connor@northwind.example"), "disabled");
+    assert_eq!(ctx.state("priya.raman@northwind.example"), "enforced");
+    let rows = ctx.rows("revert.csv");
     assert_eq!(
         row(&rows, "liam.o'connor@northwind.example")["outcome"],
         "changed"
@@ -354,35 +296,24 @@ fn revert_puts_changed_users_back() {
 
 #[test]
 fn state_disabled_turns_mfa_off_only_when_asked() {
-    let sim = TestSim::sample();
-    let dir = tempfile::tempdir().unwrap();
-    let input = csv_of(
-        dir.path(),
-        "leavers.csv",
-        &["nadia.haddad@northwind.example"],
-    );
-    sim.cmd(dir.path())
-        .arg("apply")
-        .arg(&input)
+    let ctx = TestContext::sample();
+    let input = ctx.input("leavers.csv", &["nadia.haddad@northwind.example"]);
+    ctx.apply(&input)
         .args(["--yes", "-o", "r1.csv"])
         .assert()
         .success();
-    assert_eq!(sim.state("nadia.haddad@northwind.example"), "enforced");
-    sim.cmd(dir.path())
-        .arg("apply")
-        .arg(&input)
+    assert_eq!(ctx.state("nadia.haddad@northwind.example"), "enforced");
+    ctx.apply(&input)
         .args(["--state", "disabled", "--yes", "-o", "r2.csv"])
         .assert()
         .success();
-    assert_eq!(sim.state("nadia.haddad@northwind.example"), "disabled");
+    assert_eq!(ctx.state("nadia.haddad@northwind.example"), "disabled");
 }
 
 #[test]
 fn read_only_app_is_a_permission_error_before_any_write() {
-    let sim = TestSim::sample();
-    let dir = tempfile::tempdir().unwrap();
-    sim.cmd_as(
-        dir.path(),
+    let ctx = TestContext::sample();
+    ctx.cmd_as(
         mfa_bulk::sim::SIM_READONLY_CLIENT_ID,
         mfa_bulk::sim::SIM_READONLY_CLIENT_SECRET,
     )
@@ -394,41 +325,33 @@ fn read_only_app_is_a_permission_error_before_any_write() {
     .stderr(predicate::str::contains(
         "Policy.ReadWrite.AuthenticationMethod",
     ));
-    assert_eq!(sim.counters().writes, 0);
+    assert_eq!(ctx.counters().writes, 0);
 }
 
 #[test]
 fn unusable_input_sends_nothing_to_graph() {
-    let sim = TestSim::sample();
-    let dir = tempfile::tempdir().unwrap();
-    let junk = dir.path().join("users.csv");
-    fs::write(&junk, b"\x00\x01\x02\x03 binary junk \xff\xfe\x00").unwrap();
-    sim.cmd(dir.path())
-        .arg("apply")
-        .arg(&junk)
+    let ctx = TestContext::sample();
+    let junk = ctx.write("users.csv", b"\x00\x01\x02\x03 binary junk \xff\xfe\x00");
+    ctx.apply(&junk)
         .args(["--yes", "-o", "r.csv"])
         .assert()
         .code(2);
-    assert_eq!(sim.counters().http_requests, 0);
-    assert!(!dir.path().join("r.csv").exists());
+    assert_eq!(ctx.counters().http_requests, 0);
+    assert!(!ctx.exists("r.csv"));
 }
 
 #[test]
 fn registration_makes_the_seed_problem_stand_out_in_a_dry_run() {
-    let sim = TestSim::sample();
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("plan.csv");
-    sim.cmd(dir.path())
-        .arg("dry-run")
-        .arg(repo("samples/legacy-portal-bulk.csv"))
+    let ctx = TestContext::sample();
+    ctx.dry_run(&repo("samples/legacy-portal-bulk.csv"))
         .args(["--registration", "-o"])
-        .arg(&out)
+        .arg(ctx.path("plan.csv"))
         .assert()
         .success()
         .stdout(predicate::str::contains(
             "registered an MFA method but per-user MFA was disabled",
         ));
-    let rows = read_csv(&out);
+    let rows = ctx.rows("plan.csv");
     // Zoë registered through Conditional Access yet shows disabled: the seed problem.
     let zoe = row(&rows, "zoe.lindqvist@northwind.example");
     assert_eq!(
@@ -439,17 +362,14 @@ fn registration_makes_the_seed_problem_stand_out_in_a_dry_run() {
         row(&rows, "$svc-scanner@northwind.example")["mfa_registered"],
         "no"
     );
-    assert_eq!(sim.counters().writes, 0);
+    assert_eq!(ctx.counters().writes, 0);
 }
 
 #[test]
 fn notify_list_holds_changed_users_without_a_method_and_json_summary_counts() {
-    let sim = TestSim::sample();
-    let dir = tempfile::tempdir().unwrap();
-    let assert = sim
-        .cmd(dir.path())
-        .arg("apply")
-        .arg(repo("samples/new-starters.xlsx"))
+    let ctx = TestContext::sample();
+    let assert = ctx
+        .apply(&repo("samples/new-starters.xlsx"))
         .arg("--exclude")
         .arg(repo("samples/exclusions.csv"))
         .args([
@@ -469,7 +389,7 @@ fn notify_list_holds_changed_users_without_a_method_and_json_summary_counts() {
     assert_eq!(count("changed"), 7);
     assert_eq!(count("no-change"), 3);
     assert_eq!(v["exit_code"], 1);
-    let notify = fs::read_to_string(dir.path().join("notify.txt")).unwrap();
+    let notify = ctx.read("notify.txt");
     let mut lines: Vec<&str> = notify.lines().collect();
     lines.sort();
     assert_eq!(
@@ -480,7 +400,7 @@ fn notify_list_holds_changed_users_without_a_method_and_json_summary_counts() {
         ]
     );
     // An .xlsx result when the output name says so, readable back.
-    let rows = mfa_bulk::report::read_results(&dir.path().join("r.xlsx")).unwrap();
+    let rows = mfa_bulk::report::read_results(&ctx.path("r.xlsx")).unwrap();
     assert_eq!(rows.len(), 15);
     assert!(rows
         .iter()
@@ -496,7 +416,7 @@ fn check_and_apply_sign_in_with_a_pfx_certificate_and_its_password_file() {
         client_id: client_id.into(),
         display_name: "mfa-bulk pfx test".into(),
         secret: None,
-        certificate: Some(fs::read_to_string(repo("tests/fixtures/certs/cert.pem")).unwrap()),
+        certificate: Some(std::fs::read_to_string(repo("tests/fixtures/certs/cert.pem")).unwrap()),
         public_key: None,
         roles: vec![
             "User.Read.All".into(),
@@ -506,9 +426,8 @@ fn check_and_apply_sign_in_with_a_pfx_certificate_and_its_password_file() {
         scopes: vec![],
         signed_in_user: None,
     });
-    let sim = TestSim::with(cfg);
-    let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join("pfx-password.txt"), "test-only\n").unwrap();
+    let ctx = TestContext::with(cfg);
+    ctx.write("pfx-password.txt", "test-only\n");
     let with_pfx = |c: &mut assert_cmd::Command| {
         c.env_remove("AZURE_CLIENT_SECRET")
             .env("AZURE_CLIENT_ID", client_id)
@@ -516,7 +435,7 @@ fn check_and_apply_sign_in_with_a_pfx_certificate_and_its_password_file() {
             .arg(repo("tests/fixtures/certs/app.pfx"))
             .args(["--certificate-password-file", "pfx-password.txt"]);
     };
-    let mut check = sim.cmd(dir.path());
+    let mut check = ctx.cmd();
     check.arg("check");
     with_pfx(&mut check);
     check
@@ -524,13 +443,10 @@ fn check_and_apply_sign_in_with_a_pfx_certificate_and_its_password_file() {
         .success()
         .stdout(predicate::str::contains("apply: allowed"));
 
-    let input = csv_of(dir.path(), "u.csv", &["liam.o'connor@northwind.example"]);
-    let mut apply = sim.cmd(dir.path());
-    apply
-        .arg("apply")
-        .arg(&input)
-        .args(["--yes", "-o", "r.csv"]);
+    let input = ctx.input("u.csv", &["liam.o'connor@northwind.example"]);
+    let mut apply = ctx.apply(&input);
+    apply.args(["--yes", "-o", "r.csv"]);
     with_pfx(&mut apply);
     apply.assert().success();
-    assert_eq!(sim.state("liam.o'connor@northwind.example"), "enabled");
+    assert_eq!(ctx.state("liam.o'connor@northwind.example"), "enabled");
 }

@@ -494,8 +494,9 @@ fn column_by_name_or_by_letter() {
         assert_eq!(users(&v), seven_at(&[5, 6, 7, 9, 10, 11, 12]), "{col}");
     }
     // Employee IDs come out of XLSX as floats but print as typed.
+    // No user in that column: an input error (exit 2), with every row still listed.
     let out = validate(&fixture("hr-new-starters.xlsx"), &["--column", "A"]);
-    assert_eq!(out.code, 1);
+    assert_eq!(out.code, 2);
     assert!(out.stdout.contains("'10417'"), "{}", out.stdout);
     assert!(!out.stdout.contains("10417.0"), "{}", out.stdout);
 
@@ -534,7 +535,7 @@ fn title_rows_above_a_csv_header_are_skipped() {
 }
 
 #[test]
-fn a_quoted_record_spanning_lines_keeps_its_starting_line() {
+fn a_quoted_record_spanning_lines_is_one_row() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(
         &dir,
@@ -544,7 +545,7 @@ fn a_quoted_record_spanning_lines_keeps_its_starting_line() {
     let (_, v) = validate_json(&p, &[]);
     assert_eq!(
         users(&v),
-        vec![(2, "a@x.example".into()), (4, "b@x.example".into())]
+        vec![(2, "a@x.example".into()), (3, "b@x.example".into())]
     );
 }
 

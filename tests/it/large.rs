@@ -4,14 +4,14 @@
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use mfa_bulk::sim::SimConfig;
 
-use crate::common::{read_csv, TestSim};
+use crate::common::{bin_process, scratch, TestContext};
 use crate::reliability::{
-    assert_all_at_least_enabled, check_apply_truth, generated, input_csv, scratch, snapshot, FAST,
+    assert_all_at_least_enabled, check_apply_truth, generated, snapshot, FAST,
 };
 
 const ROWS: u64 = 1_000_000;
@@ -62,7 +62,7 @@ fn a_million_rows_are_streamed_in_flat_memory_and_every_row_is_counted() {
     let dir = scratch();
     let path = dir.path().join("million.csv");
     million_row_csv(&path);
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin!("mfa-bulk"))
+    let mut child = bin_process(dir.path())
         .args(["validate", "--json"])
         .arg(&path)
         .stdin(Stdio::null())
@@ -129,21 +129,13 @@ fn a_hundred_thousand_users_applied_end_to_end() {
     cfg.limits.ru_per_10s = Some(100_000_000);
     cfg.limits.writes_per_150s = 100_000_000;
     cfg.limits.tenant_writes_per_300s = 100_000_000;
-    let sim = TestSim::with(cfg);
-    let dir = scratch();
-    let before = snapshot(&sim);
-    let inputs: Vec<String> = sim
-        .handle
-        .users_state()
-        .into_iter()
-        .map(|u| u.user_principal_name)
-        .collect();
-    let input = input_csv(dir.path(), "everyone.csv", &inputs);
+    let ctx = TestContext::in_memory(cfg);
+    let before = snapshot(&ctx);
+    let inputs = ctx.upns();
+    let input = ctx.input("everyone.csv", &inputs);
     eprintln!("set up in {:?}", t0.elapsed());
-    let o = sim
-        .cmd(dir.path())
-        .arg("apply")
-        .arg(&input)
+    let o = ctx
+        .apply(&input)
         .args(["--yes", "--json", "-o", "r.csv", "--concurrency", "8"])
         .args(FAST)
         .timeout(Duration::from_secs(900))
@@ -156,9 +148,9 @@ fn a_hundred_thousand_users_applied_end_to_end() {
         String::from_utf8_lossy(&o.stderr)
     );
     eprintln!("applied in {:?}", t0.elapsed());
-    let after = snapshot(&sim);
-    let counters = sim.counters();
-    let rows = read_csv(&dir.path().join("r.csv"));
+    let after = snapshot(&ctx);
+    let counters = ctx.counters();
+    let rows = ctx.rows("r.csv");
     let counts = check_apply_truth(&before, &after, &inputs, &rows, &counters.writes_per_user);
     eprintln!("checked in {:?}", t0.elapsed());
     assert_all_at_least_enabled(&after);

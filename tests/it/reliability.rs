@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use mfa_bulk::sim::{self, SimConfig, UserState};
 
-use crate::common::TestSim;
+pub use crate::common::{scratch, Rows};
+use crate::common::{write_input, TestSim};
 
 /// Every user's per-user MFA state, by object id.
 pub type Snapshot = BTreeMap<String, UserState>;
@@ -33,25 +34,13 @@ pub fn generated(n: usize, seed: u64, scale: f64) -> SimConfig {
 
 /// A UTF-8 CSV with a `UserPrincipalName` column in `dir`: `values` in order.
 pub fn input_csv(dir: &Path, name: &str, values: &[String]) -> PathBuf {
-    let path = dir.join(name);
-    let mut w = csv::Writer::from_path(&path).unwrap();
-    w.write_record(["UserPrincipalName"]).unwrap();
-    for v in values {
-        w.write_record([v]).unwrap();
-    }
-    w.flush().unwrap();
-    path
+    write_input(dir, name, values)
 }
 
 /// The UPNs of every user of the tenant, in tenant order, plus a few rows that resolve to no
 /// one (not found, invalid), so the result file has every kind of row.
 pub fn all_upns_and_strays(before: &Snapshot, sim: &TestSim) -> Vec<String> {
-    let mut v: Vec<String> = sim
-        .handle
-        .users_state()
-        .into_iter()
-        .map(|u| u.user_principal_name)
-        .collect();
+    let mut v = sim.upns();
     assert_eq!(v.len(), before.len());
     v.insert(v.len() / 2, "nobody.here@northwind.example".into());
     v.push("TBC".into());
@@ -61,9 +50,6 @@ pub fn all_upns_and_strays(before: &Snapshot, sim: &TestSim) -> Vec<String> {
 /// Fast pacing for the client: the simulator's limits are what throttle it, not the client's
 /// own guess (which assumes Graph's real-time windows).
 pub const FAST: &[&str] = &["--write-rate", "100000", "--rate", "1000000"];
-
-/// The result file as rows of header → value.
-pub type Rows = Vec<HashMap<String, String>>;
 
 /// What the result file must tell truthfully after an `apply` with target `enabled` (the
 /// default), whatever faults hit it:
@@ -195,18 +181,4 @@ pub fn assert_all_at_least_enabled(after: &Snapshot) {
         .map(|u| u.user_principal_name.as_str())
         .collect();
     assert!(behind.is_empty(), "still disabled: {behind:?}");
-}
-
-/// A temporary folder in memory (`/dev/shm`) when there is one: an apply syncs its journal to
-/// disk twice per user written, which on a disk makes a 100,000-user run mostly fsync time.
-/// Durability against a crash of the machine is not what these tests check; a killed process
-/// loses nothing from the page cache either way.
-pub fn scratch() -> tempfile::TempDir {
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        if let Ok(d) = tempfile::tempdir_in(shm) {
-            return d;
-        }
-    }
-    tempfile::tempdir().unwrap()
 }
