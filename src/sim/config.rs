@@ -179,6 +179,15 @@ pub struct UserSeed {
     /// `email`, `softwareOath`, `windowsHelloForBusiness`, `temporaryAccessPass`.
     #[serde(default)]
     pub methods: Vec<String>,
+    /// Organisation data and directory roles (flattened into the user's JSON object).
+    #[serde(flatten)]
+    pub extra: UserExtra,
+}
+
+/// A user's organisation data (what `$filter` on `/users` usually names) and directory roles.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserExtra {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub department: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -547,12 +556,7 @@ pub fn generate_tenant(n: usize, seed: u64) -> TenantSeed {
             account_enabled: rng.f64() > 0.03,
             per_user_mfa_state: state.to_string(),
             methods,
-            department: None,
-            job_title: None,
-            company_name: None,
-            city: None,
-            country: None,
-            directory_roles: Vec::new(),
+            extra: UserExtra::default(),
         });
     }
     add_directory_data(&mut users, &mut base, seed);
@@ -566,9 +570,9 @@ fn add_directory_data(users: &mut [UserSeed], base: &mut TenantSeed, seed: u64) 
     const DEPARTMENTS: &[&str] = &["Sales", "Finance", "Engineering", "Support", "HR"];
     let mut rng = fastrand::Rng::with_seed(seed ^ 0x6d66_615f_6275_6c6b);
     for u in users.iter_mut() {
-        u.department = Some(DEPARTMENTS[rng.usize(..DEPARTMENTS.len())].to_string());
+        u.extra.department = Some(DEPARTMENTS[rng.usize(..DEPARTMENTS.len())].to_string());
         if rng.f64() < 0.005 {
-            u.directory_roles = vec!["Global Administrator".to_string()];
+            u.extra.directory_roles = vec!["Global Administrator".to_string()];
         }
     }
     // One group per department, and "All staff" holding every department group (nested)
@@ -581,7 +585,7 @@ fn add_directory_data(users: &mut [UserSeed], base: &mut TenantSeed, seed: u64) 
             description: Some(format!("Everyone in {d}")),
             members: users
                 .iter()
-                .filter(|u| u.department.as_deref() == Some(*d) && u.user_type == "Member")
+                .filter(|u| u.extra.department.as_deref() == Some(*d) && u.user_type == "Member")
                 .map(|u| u.id.clone())
                 .collect(),
         })

@@ -191,8 +191,9 @@ impl Member<'_> {
     }
 }
 
-/// The members of `g` (direct, or transitive: nested groups followed, each object once, in
-/// the order first met; a membership cycle ends).
+/// The members of `g` (direct, or transitive: nested groups followed, each object once; a
+/// group's own members first, then those of its nested groups in the order they are listed;
+/// a membership cycle ends).
 fn members<'a>(sim: &'a Sim, st: &'a State, g: &'a GroupSeed, transitive: bool) -> Vec<Member<'a>> {
     let mut out = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
@@ -222,7 +223,7 @@ fn members<'a>(sim: &'a Sim, st: &'a State, g: &'a GroupSeed, transitive: bool) 
                 out.push(Member::Object(o));
             }
         }
-        // Depth first, in the order the members are listed.
+        // The nested groups next, in the order they are listed.
         stack.extend(nested.into_iter().rev());
     }
     out

@@ -129,7 +129,7 @@ fn reg_json(u: &User) -> Value {
         "userPrincipalName": u.upn(),
         "userDisplayName": u.seed.display_name,
         "userType": u.seed.user_type.to_ascii_lowercase(),
-        "isAdmin": !u.seed.directory_roles.is_empty(),
+        "isAdmin": !u.seed.extra.directory_roles.is_empty(),
         "defaultMfaMethod": default,
         "isSsprRegistered": registered,
         "isSsprEnabled": false,

@@ -59,7 +59,7 @@ pub use clients::{
 };
 pub use config::{
     generate_tenant, AdminSeed, ClientSeed, FaultConfig, GroupSeed, Limits, ObjectSeed, SimConfig,
-    TenantSeed, UserSeed, SAMPLE_TENANT_JSON,
+    TenantSeed, UserExtra, UserSeed, SAMPLE_TENANT_JSON,
 };
 pub use state::{Counters, LogEntry, UserState};
 

@@ -30,4 +30,6 @@ mod sim_inspect;
 mod sim_mfa;
 mod sim_throttle;
 mod sim_users;
+mod targets;
+mod tenant_report;
 mod truths;
