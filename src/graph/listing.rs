@@ -165,31 +165,73 @@ pub struct Registration {
     pub updated: Option<Box<str>>,
 }
 
-/// Registrations by user id: a compact key (the GUID as a number) so a big tenant's report
-/// stays small in memory.
+/// Registrations by user id, compact so a big tenant's report stays small in memory: the id
+/// as a number (a GUID), and the texts (method lists, default methods, update times), which
+/// repeat from user to user, stored once each.
 #[derive(Default)]
 pub struct Registrations {
-    by_guid: HashMap<u128, Registration>,
-    by_text: HashMap<String, Registration>,
+    by_guid: HashMap<u128, Packed>,
+    by_text: HashMap<String, Packed>,
+    texts: Vec<Box<str>>,
+    text_ids: HashMap<Box<str>, u32>,
+}
+
+/// One registration: texts by their number in [`Registrations::texts`] (0: none).
+#[derive(Clone, Copy)]
+struct Packed {
+    mfa_registered: bool,
+    is_admin: Option<bool>,
+    methods: u32,
+    default_method: u32,
+    updated: u32,
 }
 
 impl Registrations {
+    fn intern(&mut self, s: Option<&str>) -> u32 {
+        let Some(s) = s else { return 0 };
+        if let Some(&n) = self.text_ids.get(s) {
+            return n;
+        }
+        self.texts.push(s.into());
+        let n = self.texts.len() as u32;
+        self.text_ids.insert(s.into(), n);
+        n
+    }
+
+    fn text(&self, n: u32) -> Option<Box<str>> {
+        (n > 0).then(|| self.texts[n as usize - 1].clone())
+    }
+
     pub fn insert(&mut self, id: &str, reg: Registration) {
+        let packed = Packed {
+            mfa_registered: reg.mfa_registered,
+            is_admin: reg.is_admin,
+            methods: self.intern(Some(&reg.methods)),
+            default_method: self.intern(reg.default_method.as_deref()),
+            updated: self.intern(reg.updated.as_deref()),
+        };
         match uuid::Uuid::try_parse(id) {
             Ok(u) => {
-                self.by_guid.insert(u.as_u128(), reg);
+                self.by_guid.insert(u.as_u128(), packed);
             }
             Err(_) => {
-                self.by_text.insert(id.to_ascii_lowercase(), reg);
+                self.by_text.insert(id.to_ascii_lowercase(), packed);
             }
         }
     }
 
-    pub fn get(&self, id: &str) -> Option<&Registration> {
-        match uuid::Uuid::try_parse(id) {
+    pub fn get(&self, id: &str) -> Option<Registration> {
+        let p = match uuid::Uuid::try_parse(id) {
             Ok(u) => self.by_guid.get(&u.as_u128()),
             Err(_) => self.by_text.get(&id.to_ascii_lowercase()),
-        }
+        }?;
+        Some(Registration {
+            mfa_registered: p.mfa_registered,
+            methods: self.text(p.methods).unwrap_or_default(),
+            default_method: self.text(p.default_method),
+            is_admin: p.is_admin,
+            updated: self.text(p.updated),
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -597,13 +639,23 @@ mod tests {
                 ..Registration::default()
             },
         );
-        m.insert("not-a-guid", Registration::default());
+        m.insert(
+            "not-a-guid",
+            Registration {
+                methods: "fido2".into(),
+                updated: Some("2026-11-24T06:00:00Z".into()),
+                ..Registration::default()
+            },
+        );
         assert!(
             m.get("0f3a1c52-7d4e-4b8a-a6c1-0e2d5f7b9a13")
                 .unwrap()
                 .mfa_registered
         );
-        assert!(m.get("NOT-A-GUID").is_some());
+        let r = m.get("NOT-A-GUID").unwrap();
+        assert_eq!(&*r.methods, "fido2");
+        assert_eq!(r.updated.as_deref(), Some("2026-11-24T06:00:00Z"));
+        assert_eq!(r.default_method, None);
         assert_eq!(m.len(), 2);
     }
 

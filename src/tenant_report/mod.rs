@@ -422,7 +422,7 @@ async fn stream_users(
             } => {
                 for r in &mut rows {
                     match map.get(&r.user_id) {
-                        Some(g) => apply_registration(r, g),
+                        Some(g) => apply_registration(r, &g),
                         // The filtered report lists every registered user: the others are not.
                         None if *only_registered => r.mfa_registered = Some(false),
                         None => not_in_report += 1,
