@@ -64,3 +64,31 @@ pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
     }
     ExitCode::UsageOrInput
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_map_to_exit_codes_by_kind() {
+        let after = |interrupted| {
+            anyhow::Error::from(StoppedAfterSending {
+                message: "could not write r.csv".into(),
+                interrupted,
+            })
+        };
+        assert_eq!(exit_code_for(&after(false)), ExitCode::RowsNeedAttention);
+        assert_eq!(exit_code_for(&after(true)), ExitCode::Interrupted);
+        // The kind is found under context, too.
+        assert_eq!(
+            exit_code_for(&after(false).context("apply")),
+            ExitCode::RowsNeedAttention
+        );
+        let auth = anyhow::Error::from(GraphError::Auth("token rejected".into()));
+        assert_eq!(exit_code_for(&auth), ExitCode::AuthOrPermission);
+        let config = anyhow::Error::from(GraphError::Config("no tenant".into()));
+        assert_eq!(exit_code_for(&config), ExitCode::UsageOrInput);
+        let usage = anyhow::Error::from(UsageError("--max-changes".into()));
+        assert_eq!(exit_code_for(&usage), ExitCode::UsageOrInput);
+    }
+}

@@ -162,8 +162,9 @@ impl Job {
                 s.rule.command()
             )));
         }
+        // A result name the tool cannot write (`-o users.xls`) is said before the input is read.
         if let Some(o) = &s.output {
-            report::check_result_path(o, true)?;
+            report::ResultFormat::from_output_path(o)?;
         }
         let loaded = source::load(&s.source)?;
         let apply = match &s.rule {

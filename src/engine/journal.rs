@@ -68,56 +68,101 @@ pub(super) fn peek(kind: &str, input_sha256: &str) -> Option<JournalHeader> {
 /// One run per journal: an exclusive lock on `.mfa-bulk/<kind>-<sha256 prefix>.lock`, held by
 /// the open file for the whole run and released by the operating system when the process
 /// ends, however it ends. The file says who holds it, for the message of the run refused.
+/// A run that ends normally removes the file (on Unix; while still holding the lock, and a
+/// run that locked a file removed meanwhile tries again, so two runs never both hold one).
 pub(super) struct RunLock {
-    _file: std::fs::File,
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        {
+            let _ = std::fs::remove_file(&self.path);
+            if let Some(dir) = self.path.parent() {
+                // Only when empty: a journal or another input's lock may be there.
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+        let _ = &self.file;
+    }
+}
+
+/// Whether `path` still names the open `file` (it was not removed and made again meanwhile).
+fn still_named(file: &std::fs::File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), std::fs::metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, path);
+        true
+    }
 }
 
 /// Takes the lock of this command on this input, or says which process holds it.
 pub(super) fn lock(kind: &str, input_sha256: &str, input: &Path) -> anyhow::Result<RunLock> {
     use std::io::{Read, Seek, Write};
     let dir = PathBuf::from(FOLDER);
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("could not create {} for the journal", dir.display()))?;
     let path = dir.join(format!("{kind}-{}.lock", &input_sha256[..16]));
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .with_context(|| format!("could not open the lock file {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            let holder = holder.trim();
-            let holder = if holder.is_empty() {
-                "another process".to_string()
-            } else {
-                holder.to_string()
-            };
-            anyhow::bail!(super::job::UsageError(format!(
-                "another {kind} of {} is running in this folder ({holder}): nothing was done. \
-                 Wait for it to finish (or stop it), then run the command again.",
-                input.display()
-            )));
+    for _ in 0..10 {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("could not create {} for the journal", dir.display()))?;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("could not open the lock file {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                let holder = if holder.is_empty() {
+                    "another process".to_string()
+                } else {
+                    holder.to_string()
+                };
+                anyhow::bail!(super::job::UsageError(format!(
+                    "another {kind} of {} is running in this folder ({holder}): nothing was \
+                     done. Wait for it to finish (or stop it), then run the command again.",
+                    input.display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("could not lock {}", path.display()))
+            }
         }
-        Err(std::fs::TryLockError::Error(e)) => {
-            return Err(e).with_context(|| format!("could not lock {}", path.display()))
+        if !still_named(&file, &path) {
+            // The run that held it finished and removed it between our open and our lock.
+            continue;
         }
+        let who = format!(
+            "process {} started {}",
+            std::process::id(),
+            chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
+        );
+        let _ = file
+            .set_len(0)
+            .and_then(|_| file.rewind())
+            .and_then(|_| file.write_all(who.as_bytes()))
+            .and_then(|_| file.flush());
+        return Ok(RunLock { file, path });
     }
-    let who = format!(
-        "process {} started {}",
-        std::process::id(),
-        chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
-    );
-    let _ = file
-        .set_len(0)
-        .and_then(|_| file.rewind())
-        .and_then(|_| file.write_all(who.as_bytes()))
-        .and_then(|_| file.flush());
-    Ok(RunLock { _file: file })
+    anyhow::bail!(
+        "could not take the lock {}: it keeps being removed; is another run starting and \
+         stopping here?",
+        path.display()
+    )
 }
 
 /// Reads the journal an interrupted run left, if it belongs to this run: user id → what it

@@ -299,8 +299,10 @@ impl Inner {
             if self.stopped() {
                 return Err(cancelled());
             }
-            let _permit = self.sem.acquire().await.expect("semaphore closed");
+            // Paced before taking a connection slot: a request waiting for its turn (a write
+            // behind the write limit) must not hold a slot a read-back could use.
             self.admit(req.cost.ru, req.cost.write as u32, report).await;
+            let _permit = self.sem.acquire().await.expect("semaphore closed");
             if self.stopped() {
                 return Err(cancelled());
             }
@@ -357,10 +359,24 @@ impl Inner {
 
     /// Up to [`BATCH_MAX`] requests in one `$batch` (or a plain request for one), with
     /// per-item retries. Results in the order of `reqs`.
-    pub async fn batch(&self, version: &str, reqs: &[Req]) -> Vec<Result<Resp, CallError>> {
+    ///
+    /// Paced in its turn: it waits for `turn.wait` before its first pacing
+    /// wait and lets the next batch in (`turn.next`) once paced, so the batches of one call
+    /// are paced, and so sent and answered, in input order.
+    async fn batch_in_turn(
+        &self,
+        version: &str,
+        reqs: &[Req],
+        mut turn: Turn,
+    ) -> Vec<Result<Resp, CallError>> {
         assert!(reqs.len() <= BATCH_MAX);
+        if let Some(w) = turn.wait.take() {
+            let _ = w.await;
+        }
         if reqs.len() == 1 {
-            return vec![self.call(version, &reqs[0], false).await];
+            let call = self.call(version, &reqs[0], false);
+            drop(turn);
+            return vec![call.await];
         }
         let mut results: Vec<Option<Result<Resp, CallError>>> = vec![None; reqs.len()];
         let mut tries: Vec<Tries> = reqs.iter().map(|_| Tries::new()).collect();
@@ -368,12 +384,16 @@ impl Inner {
         let url = self.url(version, "/$batch");
         let mut outer = Tries::new();
         while !pending.is_empty() {
-            let permit = self.sem.acquire().await.expect("semaphore closed");
             let ru: u32 = pending.iter().map(|&i| reqs[i].cost.ru).sum();
             let writes = pending.iter().filter(|&&i| reqs[i].is_write()).count() as u32;
+            // Paced before taking a connection slot (see `call`).
             if !self.stopped() {
                 self.admit(ru, writes, false).await;
             }
+            if let Some(next) = turn.next.take() {
+                let _ = next.send(());
+            }
+            let permit = self.sem.acquire().await.expect("semaphore closed");
             if self.stopped() {
                 for &i in &pending {
                     results[i] = Some(Err(cancelled()));
@@ -576,6 +596,13 @@ pub type Results = mpsc::UnboundedReceiver<(usize, Result<Resp, CallError>)>;
 
 /// Runs `reqs` in batches of ≤ 20, concurrently (bounded by the semaphore), and yields
 /// `(index, result)` as each batch completes.
+/// A batch's place in line (see [`Inner::batch_in_turn`]). A sender dropped unsent (the
+/// batch ended early) lets the next one in too.
+struct Turn {
+    wait: Option<tokio::sync::oneshot::Receiver<()>>,
+    next: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
 pub fn exec(
     inner: &Arc<Inner>,
     version: &'static str,
@@ -585,13 +612,19 @@ pub fn exec(
     let mut set = tokio::task::JoinSet::new();
     let mut start = 0;
     let reqs = Arc::new(reqs);
+    let mut wait = None;
     while start < reqs.len() {
         let end = (start + BATCH_MAX).min(reqs.len());
         let inner = inner.clone();
         let tx = tx.clone();
         let reqs = reqs.clone();
+        let (next, next_wait) = tokio::sync::oneshot::channel();
+        let turn = Turn {
+            wait: wait.replace(next_wait),
+            next: Some(next),
+        };
         set.spawn(async move {
-            let out = inner.batch(version, &reqs[start..end]).await;
+            let out = inner.batch_in_turn(version, &reqs[start..end], turn).await;
             for (k, r) in out.into_iter().enumerate() {
                 let _ = tx.send((start + k, r));
             }

@@ -403,17 +403,10 @@ fn ensure_default_client(t: &mut TenantSeed) {
 }
 
 fn guid(rng: &mut fastrand::Rng) -> String {
-    let v = rng.u128(..);
-    let h = format!("{v:032x}");
-    format!(
-        "{}-{}-4{}-{}{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[13..16],
-        ["8", "9", "a", "b"][(v % 4) as usize],
-        &h[17..20],
-        &h[20..32]
-    )
+    // Seeded, so a generated tenant is the same every time; a version-4 form like Entra's ids.
+    uuid::Builder::from_random_bytes(rng.u128(..).to_le_bytes())
+        .into_uuid()
+        .to_string()
 }
 
 /// ASCII form of a name part for an address (`Jürgen` → `juergen`, `O'Connor` → `o'connor`).

@@ -28,16 +28,9 @@ pub(super) struct Ctx {
     pub base: String,
 }
 
+/// A fresh request id, as Graph gives one.
 pub(super) fn new_guid() -> String {
-    let h = format!("{:032x}", fastrand::u128(..));
-    format!(
-        "{}-{}-4{}-a{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[13..16],
-        &h[17..20],
-        &h[20..32]
-    )
+    uuid::Uuid::new_v4().to_string()
 }
 
 pub(super) fn graph_date() -> String {
