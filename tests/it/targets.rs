@@ -42,13 +42,13 @@ fn dry_run_of_a_group_lists_its_users_nested_groups_followed() {
             ("1", "zoe.lindqvist@northwind.example"),
             ("2", "agot.sorensen@northwind.example"),
             ("3", "liam.o'connor@northwind.example"),
-            // Through the nested group "Finance team".
-            ("4", "matheo.durand@northwind.example"),
-            ("5", "juergen.weiss@northwind.example"),
             (
-                "6",
-                "sam.lee_fabrikam.example#EXT#@northwind.onmicrosoft.com"
+                "4",
+                "sam.lee_fabrikam.example#EXT#@northwind.onmicrosoft.com",
             ),
+            // Through the nested group "Finance team" (listed after the direct members).
+            ("5", "matheo.durand@northwind.example"),
+            ("6", "juergen.weiss@northwind.example"),
         ]
     );
     assert!(rows.iter().all(|r| r["input"] == r["user_principal_name"]));
@@ -283,7 +283,7 @@ fn check_reports_security_defaults_and_conditional_access_mfa_policies() {
     let out = ctx.cmd().arg("check").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("Security defaults: off") && text.contains("Require MFA for admins"),
+        text.contains("Security defaults:    off") && text.contains("Require MFA for admins"),
         "{text}"
     );
 }
