@@ -98,7 +98,7 @@ impl ReportRow {
 pub enum ReportWriter {
     Csv {
         path: PathBuf,
-        inner: ::csv::Writer<Box<dyn Write>>,
+        inner: Box<::csv::Writer<Box<dyn Write>>>,
     },
     Xlsx(Box<XlsxReport>),
 }
@@ -144,10 +144,12 @@ fn header_line() -> Vec<u8> {
     line
 }
 
-fn csv_writer(out: Box<dyn Write>) -> ::csv::Writer<Box<dyn Write>> {
-    ::csv::WriterBuilder::new()
-        .terminator(::csv::Terminator::CRLF)
-        .from_writer(out)
+fn csv_writer(out: Box<dyn Write>) -> Box<::csv::Writer<Box<dyn Write>>> {
+    Box::new(
+        ::csv::WriterBuilder::new()
+            .terminator(::csv::Terminator::CRLF)
+            .from_writer(out),
+    )
 }
 
 impl ReportWriter {
