@@ -151,12 +151,10 @@ fn main() {
     };
     let common = |extra: &[&str]| -> Vec<String> {
         let mut v: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        v.extend([
-            "--rate".into(),
-            rate.clone(),
-            "--report-rate".into(),
-            report_rate.clone(),
-        ]);
+        v.extend(["--rate".into(), rate.clone()]);
+        if extra[0] == "report" {
+            v.extend(["--report-rate".into(), report_rate.clone()]);
+        }
         v
     };
 
