@@ -181,6 +181,13 @@ impl Job {
             None
         };
         let plan = match apply.and_then(|a| a.plan.as_ref()) {
+            // Directory users are known once listed: their plan is matched then, by user.
+            Some(p) if matches!(s.source, Source::Directory { .. }) => Some(
+                report::read_results(p)?
+                    .into_iter()
+                    .map(|r| (r.row, r))
+                    .collect(),
+            ),
             Some(p) => Some(load_plan(p, &loaded.items)?),
             None => None,
         };
@@ -370,6 +377,9 @@ impl Job {
         )
         .await?;
         self.reads.note_listing(&listed, self.items.len() as u64);
+        if let (Some(plan), Source::Directory { .. }) = (self.plan.take(), &self.s.source) {
+            self.plan = Some(plan_by_user(plan, &self.items));
+        }
         let (strategy, states, pages) =
             source::resolve(&mut self.items, &self.excluded, graph).await?;
         self.strategy = strategy;
@@ -688,6 +698,25 @@ fn options_key(rule: &Rule, source: &Source) -> String {
         }
         Rule::DryRun | Rule::Revert => String::new(),
     }
+}
+
+/// A plan of directory users, keyed by the rows of this listing: each user's plan row wherever
+/// the listing puts them now (membership may have changed since the dry-run: users the plan
+/// does not have are not approved, and are left alone).
+fn plan_by_user(plan: HashMap<u64, ResultRow>, items: &[Item]) -> HashMap<u64, ResultRow> {
+    let mut by_user: HashMap<String, ResultRow> = plan
+        .into_values()
+        .filter_map(|r| Some((r.user_id.clone()?.to_ascii_lowercase(), r)))
+        .collect();
+    items
+        .iter()
+        .filter_map(|it| {
+            let id = it.user.as_ref()?.id.to_ascii_lowercase();
+            let mut r = by_user.remove(&id)?;
+            r.row = it.input.row;
+            Some((it.input.row, r))
+        })
+        .collect()
 }
 
 /// Reads a dry-run result file for `--plan` and checks it belongs to this input.

@@ -455,11 +455,12 @@ impl Graph {
         Ok(out)
     }
 
-    /// Paces registration report requests at `per_10s` (Graph allows about 5 per 10 s). The
-    /// burst stays at 4 whatever the rate: Graph counts 5 requests per window, and a faster
-    /// rate (a time-scaled simulator) only makes the window shorter.
+    /// Paces registration report requests at `per_10s` (Graph allows about 5 per 10 s),
+    /// one at a time: a bucket lets `burst + rate × window` through in a window, so any burst
+    /// above one would pass Graph's 5 in the first window (and a faster rate, for a
+    /// time-scaled simulator, only makes the window shorter).
     pub fn set_report_rate(&self, per_10s: f64) {
-        self.inner.report_pacer.set_target(per_10s / 10.0, 4.0);
+        self.inner.report_pacer.set_target(per_10s / 10.0, 1.0);
     }
 
     /// The whole registration report (or only the users registered for MFA), paged and paced

@@ -125,18 +125,11 @@ pub fn run(s: ReportSettings, connect: graph::Connect) -> anyhow::Result<ExitCod
         )));
     }
     let started = Utc::now();
-    let output = match &s.output {
-        Some(o) => {
-            report::check_result_path(o, s.force)?;
-            if let Some(rec) = report::run_record_path(o) {
-                if !s.force && report::files::name_taken(&rec) {
-                    return Err(ReportError::Exists { path: rec }.into());
-                }
-            }
-            Some(o.clone())
-        }
-        None => None,
-    };
+    // An existing report or run record stops the run here, before anything is sent.
+    if let Some(o) = &s.output {
+        report::check_result_path(o, s.force)?;
+    }
+    let output = s.output.clone();
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -197,12 +190,12 @@ async fn run_async(
     // The tenant's size sets the pace (and the progress bar of a whole-tenant report).
     let tenant_users = graph.count_users().await.ok();
     let set = users_to_list(&graph, &s, &mut sum).await?;
-    let reg = registration_source(&graph, &s, &mut sum.read).await;
-
+    // The file is taken before the long reads, so its name cannot be lost to another file.
     let (path, mut writer) = match &output {
         Some(o) => (o.clone(), ReportWriter::create(o, s.force)?),
         None => create_default(started)?,
     };
+    let reg = registration_source(&graph, &s, &mut sum.read).await;
     let result = stream_users(
         &graph,
         &s,

@@ -287,3 +287,48 @@ fn check_reports_security_defaults_and_conditional_access_mfa_policies() {
         "{text}"
     );
 }
+
+#[test]
+fn apply_of_a_group_with_its_dry_run_plan_writes_exactly_the_approved_users() {
+    let ctx = TestContext::sample();
+    ctx.cmd()
+        .args(["dry-run", "--group", "Finance team", "-o", "plan.csv"])
+        .assert()
+        .code(0);
+    // Since the dry-run, someone else enabled Jürgen: drift, not touched again.
+    ctx.cmd()
+        .arg("apply")
+        .arg(ctx.input("one.csv", &["juergen.weiss@northwind.example"]))
+        .args(["--yes", "-o", "other.csv"])
+        .assert()
+        .code(0);
+    let out = ctx
+        .cmd()
+        .args([
+            "apply",
+            "--group",
+            "Finance team",
+            "--plan",
+            "plan.csv",
+            "--yes",
+        ])
+        .args(["-o", "done.csv"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = ctx.rows("done.csv");
+    let outcome = |upn: &str| {
+        rows.iter()
+            .find(|r| r["input"] == upn)
+            .map(|r| r["outcome"].clone())
+            .unwrap()
+    };
+    assert_eq!(outcome("matheo.durand@northwind.example"), "changed");
+    assert_eq!(outcome("juergen.weiss@northwind.example"), "drifted");
+    assert_eq!(ctx.max_writes_per_user(), 1);
+}
