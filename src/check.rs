@@ -6,7 +6,9 @@
 use serde::Serialize;
 
 use crate::exit::ExitCode;
-use crate::graph::{missing_message, Access, Graph, GraphError, Identity, Requirement};
+use crate::graph::{
+    missing_message, roles, Access, Graph, GraphError, Identity, Requirement, RequirementKind,
+};
 use crate::settings::GraphTarget;
 
 #[derive(Serialize)]
@@ -25,6 +27,9 @@ struct Probe {
 #[derive(Serialize)]
 struct Report {
     signed_in: bool,
+    /// Signed in as the managed identity of this Azure resource.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    managed_identity: bool,
     simulator: bool,
     #[serde(flatten)]
     identity: Identity,
@@ -121,6 +126,7 @@ async fn build(graph: &Graph, simulator: bool) -> Report {
         };
         let any_of = ["UserAuthenticationMethod.Read.All", "AuditLog.Read.All"];
         Requirement {
+            kind: RequirementKind::Permission,
             purpose: "show MFA registration (--registration)".into(),
             any_of: any_of.iter().map(|s| s.to_string()).collect(),
             found: any_of
@@ -137,6 +143,10 @@ async fn build(graph: &Graph, simulator: bool) -> Report {
     let advice = (known && !missing.is_empty()).then(|| missing_message(&identity, &missing));
     Report {
         signed_in: true,
+        managed_identity: matches!(
+            graph.config().credential,
+            crate::graph::Credential::ManagedIdentity(_)
+        ),
         simulator,
         identity,
         permissions_known: known,
@@ -165,6 +175,9 @@ fn text(r: &Report) -> String {
         "signed in as:",
         &match &id.user {
             Some(u) => format!("{u} (delegated)"),
+            None if r.managed_identity => {
+                "this Azure resource's managed identity (application permissions)".into()
+            }
             None => "the app itself (application permissions)".into(),
         },
     );
@@ -177,6 +190,32 @@ fn text(r: &Report) -> String {
         },
     );
     line("Graph:", &id.graph_url);
+    if id.user.is_some() && id.directory_roles.is_none() && r.permissions_known {
+        line(
+            "admin roles:",
+            "not listed in the sign-in (writes need Authentication Policy Administrator, \
+             Privileged Authentication Administrator or Global Administrator)",
+        );
+    }
+    if let (Some(_), Some(wids)) = (&id.user, &id.directory_roles) {
+        let held = roles::names(wids);
+        let list = if held.is_empty() {
+            "none".to_string()
+        } else {
+            held.join(", ")
+        };
+        line(
+            "admin roles:",
+            &match roles::mfa_admin_role(wids) {
+                Some(r) => format!("{list} ({} may change per-user MFA)", roles::name(r)),
+                None => format!(
+                    "{list}: NOT one that may change per-user MFA (Authentication Policy \
+                     Administrator, Privileged Authentication Administrator or Global \
+                     Administrator)"
+                ),
+            },
+        );
+    }
     let perms = if id.user.is_some() {
         &id.scopes
     } else {

@@ -55,6 +55,9 @@ pub enum Command {
     /// Sign in and report tenant, app, cloud and the permissions found and missing. Changes
     /// nothing.
     Check(CheckArgs),
+    /// Forget the admin sign-ins kept by --interactive and --device-code (all, or those of a
+    /// tenant, app or account). Changes nothing in Entra.
+    Logout(LogoutArgs),
     /// Run the built-in Microsoft Graph simulator (for demos and tests; no tenant needed).
     Sim(SimArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
@@ -129,7 +132,7 @@ pub struct GraphArgs {
     /// settings are not used with it.)
     #[arg(long, conflicts_with_all = [
         "tenant", "client_id", "client_secret_file", "certificate", "certificate_password_file",
-        "device_code", "cloud", "graph_url", "login_url",
+        "device_code", "interactive", "managed_identity", "cloud", "graph_url", "login_url",
     ])]
     pub sim: bool,
 
@@ -159,9 +162,33 @@ pub struct GraphArgs {
     pub certificate_password_file: Option<PathBuf>,
 
     /// Sign in as an admin at this terminal with a device code (delegated; needs the
-    /// Authentication Policy Administrator role).
-    #[arg(long)]
+    /// Authentication Policy Administrator role). Kept between commands like --interactive.
+    #[arg(long, conflicts_with_all = ["interactive", "managed_identity"])]
     pub device_code: bool,
+
+    /// Sign in as an admin in the browser (delegated; needs the Authentication Policy
+    /// Administrator role). Without --client-id, as Microsoft Graph Command Line Tools. The
+    /// sign-in is kept for the next commands (OS credential store) until `mfa-bulk logout`.
+    #[arg(long, conflicts_with_all = [
+        "managed_identity", "client_secret_file", "certificate", "certificate_password_file",
+    ])]
+    pub interactive: bool,
+
+    /// Sign in as the managed identity of the Azure VM, App Service, Functions or Automation
+    /// account this runs on: the system-assigned one, or `--managed-identity=CLIENT_ID` for a
+    /// user-assigned one.
+    #[arg(
+        long,
+        value_name = "CLIENT_ID",
+        num_args = 0..=1,
+        require_equals = true,
+        conflicts_with_all = ["client_secret_file", "certificate", "certificate_password_file"],
+    )]
+    pub managed_identity: Option<Option<String>>,
+
+    /// Neither use nor keep a saved admin sign-in (--interactive, --device-code): sign in anew.
+    #[arg(long)]
+    pub no_cache: bool,
 
     /// National cloud [default: global]. [env: MFA_BULK_CLOUD]
     #[arg(long, value_enum)]
@@ -420,6 +447,21 @@ pub struct CheckArgs {
     pub json: bool,
 }
 
+#[derive(Clone, Debug, Args)]
+pub struct LogoutArgs {
+    /// Only the sign-ins to this tenant (id or domain, as given when signing in).
+    #[arg(long, value_name = "ID")]
+    pub tenant: Option<String>,
+
+    /// Only the sign-ins with this application (client) id.
+    #[arg(long, value_name = "ID")]
+    pub client_id: Option<String>,
+
+    /// Only the sign-ins of this admin (user name).
+    #[arg(long, value_name = "UPN")]
+    pub account: Option<String>,
+}
+
 /// Options of the built-in simulator. Defaults are Graph's documented limits.
 #[derive(Clone, Debug, Args)]
 #[command(after_long_help = "\
@@ -437,6 +479,10 @@ Demo, in two terminals:
        --client-id 3f9a1c52-7d4e-4b8a-a6c1-0e2d5f7b9a13
    (or pass --graph-url/--login-url instead of the two variables; `--sim` runs the same
    simulator inside mfa-bulk without a second terminal)
+
+An admin's browser sign-in: add --interactive (without --client-id it signs in as Microsoft \
+Graph Command Line Tools; the simulator approves it at once as it.admin@northwind.example). A \
+managed identity: MFA_BULK_IMDS_URL=<the simulator's URL> with --managed-identity.
 
 Other sign-ins of the sample tenant: the read-only app 5b0e7f3c-2a41-4d8e-9c6b-7a1d2e3f4b50 \
 (secret sim-readonly-secret-not-a-real-credential), the certificate app \

@@ -6,12 +6,18 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{
-    ApplyArgs, Cloud as CloudArg, GraphArgs, ReportArgs, ReportOnly, RevertArgs, RunArgs,
-    RunInputArgs, UserTypeArg,
+    ApplyArgs, Cloud as CloudArg, GraphArgs, LogoutArgs, ReportArgs, ReportOnly, RevertArgs,
+    RunArgs, RunInputArgs, UserTypeArg,
 };
 use crate::engine::{ApplyOptions, DirectoryUsers, Rule, RunSettings, Source};
+use crate::exit::ExitCode;
 use crate::graph::config::{check_base_url, check_pacing, cloud_urls, read_secret_file, Cloud};
-use crate::graph::{Connect, Credential, Graph, GraphConfig, GraphError, Secret};
+use crate::graph::managed_identity::ManagedIdentity;
+use crate::graph::token_cache::{self, CacheStore};
+use crate::graph::{
+    delegated_scopes, AdminSignIn, Connect, Credential, Graph, GraphConfig, GraphError, Secret,
+    SignInFlow, GRAPH_CLI_CLIENT_ID,
+};
 use crate::input::ReadOptions;
 use crate::model::MfaState;
 
@@ -98,6 +104,20 @@ impl GraphTarget {
     pub fn is_simulator(&self) -> bool {
         matches!(self, GraphTarget::Simulator { .. })
     }
+
+    /// An admin's sign-in asks for what the command needs: changing per-user MFA (`write`) or
+    /// only reading it, and the registration report (`registration`). Other sign-ins are
+    /// unchanged (an app has what it was granted).
+    pub fn with_scopes(mut self, write: bool, registration: bool) -> GraphTarget {
+        if let GraphTarget::Tenant(GraphConfig {
+            credential: Credential::Admin(a),
+            ..
+        }) = &mut self
+        {
+            a.scopes = delegated_scopes(write, registration);
+        }
+        self
+    }
 }
 
 fn nonempty(v: Option<String>) -> Option<String> {
@@ -158,8 +178,22 @@ fn graph_config(
         .clone()
         .or_else(|| env("AZURE_CLIENT_CERTIFICATE_PATH").map(Into::into));
 
-    let credential = if args.device_code {
-        Some(Credential::DeviceCode)
+    let raw_env = |k: &str| env(k);
+    let credential = if args.interactive || args.device_code {
+        Some(Credential::Admin(AdminSignIn {
+            flow: if args.interactive {
+                SignInFlow::Browser
+            } else {
+                SignInFlow::DeviceCode
+            },
+            scopes: delegated_scopes(true, false),
+            cache: (!args.no_cache).then(|| CacheStore::from_env(&raw_env)),
+        }))
+    } else if let Some(mi) = &args.managed_identity {
+        Some(Credential::ManagedIdentity(ManagedIdentity::from_env(
+            mi.clone(),
+            &raw_env,
+        )?))
     } else if let Some(path) = cert_path {
         let password = match &args.certificate_password_file {
             Some(p) => Some(read_secret_file("certificate password", p)?),
@@ -175,18 +209,25 @@ fn graph_config(
     };
     let no_credential = || {
         GraphError::Config(
-            "no way to sign in: pass --client-secret-file FILE (or set AZURE_CLIENT_SECRET), \
-             --certificate FILE (or AZURE_CLIENT_CERTIFICATE_PATH), --device-code to sign in as \
-             an admin at this terminal, or set MFA_BULK_ACCESS_TOKEN; or use --sim to try the \
+            "no way to sign in: pass --interactive to sign in as an admin in the browser, \
+             --device-code to sign in as an admin at this terminal, --client-secret-file FILE \
+             (or set AZURE_CLIENT_SECRET), --certificate FILE (or AZURE_CLIENT_CERTIFICATE_PATH), \
+             --managed-identity in Azure, or set MFA_BULK_ACCESS_TOKEN; or use --sim to try the \
              built-in simulator"
                 .into(),
         )
     };
 
-    let needs_ids = !matches!(credential, Some(Credential::AccessToken(_)));
+    let needs_ids = !matches!(
+        credential,
+        Some(Credential::AccessToken(_)) | Some(Credential::ManagedIdentity(_))
+    );
+    let admin = matches!(credential, Some(Credential::Admin(_)));
     let tenant = match tenant {
         Some(t) => t,
         None if !needs_ids => String::new(),
+        // An admin's sign-in finds the tenant from the account (as Connect-MgGraph does).
+        None if admin => "organizations".to_string(),
         None => {
             return Err(GraphError::Config(
                 "no tenant: pass --tenant or set AZURE_TENANT_ID, or use --sim to try the \
@@ -207,6 +248,8 @@ fn graph_config(
     let client_id = match client_id {
         Some(c) => c,
         None if !needs_ids => String::new(),
+        // Microsoft Graph Command Line Tools: a first try needs no app registration.
+        None if admin => GRAPH_CLI_CLIENT_ID.to_string(),
         None => {
             return Err(GraphError::Config(
                 "no application (client) id: pass --client-id or set AZURE_CLIENT_ID (the app \
@@ -249,7 +292,8 @@ pub fn run_settings(
     rule: Rule,
     yes: bool,
 ) -> Result<(RunSettings, GraphTarget), GraphError> {
-    let target = GraphTarget::from_args(&args.graph)?;
+    let target = GraphTarget::from_args(&args.graph)?
+        .with_scopes(!matches!(rule, Rule::DryRun), args.registration);
     let state: MfaState = args.state.into();
     let mut recorded = serde_json::json!({
         "state": state.as_str(),
@@ -335,7 +379,7 @@ pub fn apply_settings(args: ApplyArgs) -> Result<(RunSettings, GraphTarget), Gra
 
 /// `revert`'s settings.
 pub fn revert_settings(args: RevertArgs) -> Result<(RunSettings, GraphTarget), GraphError> {
-    let target = GraphTarget::from_args(&args.graph)?;
+    let target = GraphTarget::from_args(&args.graph)?.with_scopes(true, false);
     let recorded = serde_json::json!({
         "result": args.result,
         "yes": args.yes,
@@ -403,6 +447,42 @@ pub fn report_settings(
     Ok((settings, target))
 }
 
+/// `mfa-bulk logout`: forgets the admin sign-ins kept between commands (all, or those
+/// matching the options), from the OS credential store and the cache file. Exit 0, or 3 if a
+/// store could not be read.
+pub fn logout(args: &LogoutArgs) -> anyhow::Result<ExitCode> {
+    let store = CacheStore::from_env(&|k| std::env::var(k).ok());
+    let filter = token_cache::LogoutFilter {
+        tenant: nonempty(args.tenant.clone()),
+        client_id: nonempty(args.client_id.clone()),
+        account: nonempty(args.account.clone()),
+    };
+    let (removed, problems) = token_cache::logout(&store, &filter);
+    if removed.is_empty() && problems.is_empty() {
+        println!("No saved sign-in to forget.");
+    }
+    for s in &removed {
+        println!(
+            "Forgot the sign-in of {} (tenant {}, app {}).",
+            s.account, s.key.tenant, s.key.client_id
+        );
+    }
+    for p in &problems {
+        eprintln!("error: {p}");
+    }
+    if !removed.is_empty() {
+        eprintln!(
+            "The refresh token is no longer kept here. To end the admin's sessions everywhere, \
+             revoke them in Entra (Revoke-MgUserSignInSession)."
+        );
+    }
+    Ok(if problems.is_empty() {
+        ExitCode::Success
+    } else {
+        ExitCode::AuthOrPermission
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -418,6 +498,9 @@ mod tests {
             certificate: None,
             certificate_password_file: None,
             device_code: false,
+            interactive: false,
+            managed_identity: None,
+            no_cache: false,
             cloud: None,
             graph_url: None,
             login_url: None,
@@ -546,6 +629,61 @@ mod tests {
         let d = format!("{c:?}");
         assert!(!d.contains("s3cr3t-value"), "{d}");
         assert!(d.contains("[redacted]"));
+    }
+
+    #[test]
+    fn an_admin_sign_in_needs_no_app_and_no_tenant_and_is_kept_unless_told() {
+        let mut a = args();
+        a.interactive = true;
+        let c = cfg(&a, &[]).unwrap();
+        assert_eq!(c.client_id, crate::graph::GRAPH_CLI_CLIENT_ID);
+        assert_eq!(c.tenant, "organizations");
+        match &c.credential {
+            Credential::Admin(s) => {
+                assert_eq!(s.flow, SignInFlow::Browser);
+                assert_eq!(s.cache, Some(CacheStore::Auto));
+                assert!(s
+                    .scopes
+                    .contains(&"Policy.ReadWrite.AuthenticationMethod".into()));
+            }
+            other => panic!("{other:?}"),
+        }
+        // The environment's app and tenant are used; the cache folder can be chosen.
+        let c = cfg(&a, &[ENV[0], ENV[1], ("MFA_BULK_CACHE_DIR", "/tmp/x")]).unwrap();
+        assert_eq!(c.client_id, "11111111-2222-3333-4444-555555555555");
+        assert!(matches!(&c.credential, Credential::Admin(s)
+            if s.cache == Some(CacheStore::Folder("/tmp/x".into()))));
+        a.no_cache = true;
+        a.interactive = false;
+        a.device_code = true;
+        let c = cfg(&a, &[]).unwrap();
+        assert!(matches!(&c.credential, Credential::Admin(s)
+            if s.cache.is_none() && s.flow == SignInFlow::DeviceCode));
+        // A dry-run asks only to read; --registration adds the report.
+        let t = GraphTarget::Tenant(c).with_scopes(false, true);
+        let GraphTarget::Tenant(c) = t else {
+            unreachable!()
+        };
+        let Credential::Admin(s) = &c.credential else {
+            unreachable!()
+        };
+        assert_eq!(
+            s.scopes,
+            vec!["Policy.Read.All", "User.Read.All", "AuditLog.Read.All"]
+        );
+    }
+
+    #[test]
+    fn a_managed_identity_needs_no_tenant_or_app() {
+        let mut a = args();
+        a.managed_identity = Some(None);
+        let c = cfg(&a, &[]).unwrap();
+        assert!(matches!(&c.credential, Credential::ManagedIdentity(m) if m.client_id.is_none()));
+        a.managed_identity = Some(Some("c-1".into()));
+        let c = cfg(&a, &[("MFA_BULK_IMDS_URL", "http://127.0.0.1:1")]).unwrap();
+        assert!(matches!(&c.credential,
+            Credential::ManagedIdentity(m) if m.client_id.as_deref() == Some("c-1")));
+        assert!(cfg(&a, &[("MFA_BULK_IMDS_URL", "http://169.254.1.1")]).is_err());
     }
 
     #[test]

@@ -333,9 +333,15 @@ impl Job {
                 let mut message = format!("{e:#}");
                 if stats.writes > 0 {
                     message.push_str(&format!(
-                        "\n{done} {} changed before this error (the journal in .mfa-bulk/ \
-                         keeps who): rerun the same command to continue; nobody is written twice.",
-                        users(done)
+                        "\n{} {} sent to Graph before this error ({done} confirmed changed); the \
+                         journal in .mfa-bulk/ keeps who: rerun the same command to continue \
+                         (each user is read again, nobody is written twice).",
+                        stats.writes,
+                        if stats.writes == 1 {
+                            "write was"
+                        } else {
+                            "writes were"
+                        },
                     ));
                 } else {
                     message.push_str("\nNo user was changed.");
@@ -498,8 +504,17 @@ impl Job {
         let record = self.run_record(identity, &summary, code, &output);
         let record_path =
             report::create_run_record(&output, &record, self.s.force || self.continuing)?;
+        // Rows that failed are tried again by rerunning the same command: the journal stays
+        // (so the rerun continues into the same result file, changed rows keeping their
+        // "before"); it goes once every row ended as asked or for good.
+        let failed = self
+            .items
+            .iter()
+            .filter(|it| it.result.outcome == Outcome::Failed)
+            .count();
+        let keep_journal = interrupted || failed > 0;
         if let Some((j, key)) = journal {
-            if !interrupted {
+            if !keep_journal {
                 journal::close_journal(j, &key)?;
             }
         }
@@ -510,6 +525,14 @@ impl Job {
             record_path.as_deref(),
             self.s.json,
         )?;
+        if failed > 0 && self.s.rule.writes() && !interrupted {
+            eprintln!(
+                "{failed} {} failed: rerun the same command to try again; it continues into \
+                 {} (every row kept, changed users with their state before).",
+                if failed == 1 { "row" } else { "rows" },
+                output.display()
+            );
+        }
         Ok(code)
     }
 
@@ -726,6 +749,28 @@ fn load_plan(path: &Path, items: &[Item]) -> anyhow::Result<HashMap<u64, ResultR
     let mut plan = HashMap::new();
     for r in rows {
         match by_row.get(&r.row) {
+            // An approved row must ask for what the input (and --state) asks for now: an
+            // edited plan must never turn MFA off, or weaken a user, that the file did not.
+            Some(it)
+                if it.input.input == r.input
+                    && r.outcome == Outcome::WouldChange
+                    && (r.target_state.as_ref() != Some(&it.target)
+                        || r.action != Action::Set(it.target.clone())) =>
+            {
+                bail!(UsageError(format!(
+                    "{}: row {} asks to set {} ({}), but the input file and --state ask for \
+                     {} there: this plan is not what a dry-run of this file showed (edited, or \
+                     made with another --state). Nothing was changed; run a new dry-run.",
+                    path.display(),
+                    r.row,
+                    r.target_state
+                        .as_ref()
+                        .map(|t| t.as_str())
+                        .unwrap_or("nothing"),
+                    r.action.as_str(),
+                    it.target
+                )))
+            }
             Some(it) if it.input.input == r.input => {}
             Some(it) => bail!(UsageError(format!(
                 "{}: row {} says '{}' but the input file has '{}' there: this plan is not from \

@@ -91,10 +91,7 @@ pub(super) fn plan_apply(
                 if p.outcome == Outcome::WouldChange
                     && p.user_id.as_deref() == Some(user_id.as_str()) =>
             {
-                if let Some(t) = p.target_state.clone() {
-                    it.target = t.clone();
-                    it.result.target_state = Some(t);
-                }
+                // Its target is the row's own (the plan was checked against the input).
                 if p.state_before.as_ref() != Some(&before) {
                     it.finish(
                         Outcome::Drifted,

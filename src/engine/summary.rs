@@ -255,6 +255,7 @@ impl Summary {
             let v = serde_json::json!({
                 "summary": self,
                 "tenant_id": identity.tenant_id,
+                "signed_in_admin": identity.user,
                 "input": info.path,
                 "result_file": output,
                 "run_record": record,
@@ -278,9 +279,14 @@ impl Summary {
         } else {
             format!(", column \"{}\"", info.column)
         };
+        let admin = identity
+            .user
+            .as_ref()
+            .map(|u| format!(", signed in as {u}"))
+            .unwrap_or_default();
         writeln!(
             out,
-            "{} of {}{sheet}{column}: {} rows, tenant {}{sim}",
+            "{} of {}{sheet}{column}: {} rows, tenant {}{admin}{sim}",
             self.command,
             info.path.display(),
             self.rows,

@@ -156,6 +156,15 @@ pub(super) async fn write_all(
         }
         Ok::<_, anyhow::Error>(())
     };
+    // An error that ends the run (the result file cannot be written…) stops the writes still
+    // to be sent: only what is already on the wire goes on.
+    let settle = async {
+        let r = settle.await;
+        if r.is_err() {
+            graph.stop_sending();
+        }
+        r
+    };
     let ((), settled) = tokio::join!(send, settle);
     settled?;
     pb.finish_and_clear();
@@ -293,6 +302,9 @@ fn after_readback(
             None
         }
         Err(e) => {
+            // Nothing was read after this write: an earlier read (of a lost write that had
+            // not happened) says nothing about now.
+            it.result.state_after = None;
             it.finish(
                 Outcome::Changed,
                 Some(format!(

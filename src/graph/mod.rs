@@ -1,4 +1,5 @@
-//! The Microsoft Graph client: sign-in (secret, certificate, device code, ready token),
+//! The Microsoft Graph client: sign-in (secret, certificate, browser, device code, managed
+//! identity, ready token; an admin's sign-in kept between commands),
 //! clouds, one pacing point for the whole run (resource units and writes), retries, `$batch`.
 //! Graph's wire types stay inside this module; callers see our own types
 //! ([`crate::model::User`], [`crate::model::MfaState`], [`Reply`], [`CallError`]).
@@ -21,14 +22,18 @@ use std::time::Duration;
 use crate::model::{MfaState, User, UserRef};
 
 mod auth;
+mod browser;
 mod certificate;
 mod claims;
 pub mod config;
 mod errors;
 mod listing;
+pub mod managed_identity;
 mod ops;
 pub mod pacer;
 mod retry;
+pub mod roles;
+pub mod token_cache;
 mod transport;
 
 pub use config::Cloud;
@@ -79,10 +84,56 @@ pub enum Credential {
         path: PathBuf,
         password: Option<Secret>,
     },
-    /// Admin at a terminal: device code flow (delegated).
+    /// Admin at a terminal: device code flow (delegated), asking for the app's `.default`
+    /// permissions, kept for this run only.
     DeviceCode,
+    /// An admin signs in (browser or device code) for the permissions a command needs; the
+    /// sign-in is kept between commands unless `cache` is None.
+    Admin(AdminSignIn),
+    /// The managed identity of the Azure resource the tool runs on.
+    ManagedIdentity(managed_identity::ManagedIdentity),
     /// A ready token (MFA_BULK_ACCESS_TOKEN), for automation.
     AccessToken(Secret),
+}
+
+/// How an admin signs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignInFlow {
+    /// Authorization code with PKCE in the system browser (`--interactive`).
+    Browser,
+    /// Device code, entered at https://microsoft.com/devicelogin (`--device-code`).
+    DeviceCode,
+}
+
+/// An admin's (delegated) sign-in.
+#[derive(Clone, Debug)]
+pub struct AdminSignIn {
+    pub flow: SignInFlow,
+    /// Microsoft Graph permissions to ask for, e.g. `User.Read.All` ([`delegated_scopes`]).
+    pub scopes: Vec<String>,
+    /// Where the sign-in is kept between commands; None with `--no-cache`.
+    pub cache: Option<token_cache::CacheStore>,
+}
+
+/// The public client of Microsoft Graph Command Line Tools (the app `Connect-MgGraph` signs in
+/// with): the default for `--interactive` and `--device-code` without `--client-id`.
+pub const GRAPH_CLI_CLIENT_ID: &str = "14d82eec-204b-4c2f-b7e8-296a70dab67e";
+
+/// The delegated permissions a command asks for: reading or changing per-user MFA, finding
+/// users, and the registration report for `--registration`.
+pub fn delegated_scopes(write: bool, registration: bool) -> Vec<String> {
+    let mut v = vec![
+        if write {
+            "Policy.ReadWrite.AuthenticationMethod"
+        } else {
+            "Policy.Read.All"
+        },
+        "User.Read.All",
+    ];
+    if registration {
+        v.push("AuditLog.Read.All");
+    }
+    v.into_iter().map(String::from).collect()
 }
 
 /// Everything needed to talk to one tenant.
@@ -125,6 +176,10 @@ pub struct Identity {
     pub scopes: Vec<String>,
     /// Signed-in admin for delegated sign-in (UPN), or None for an app.
     pub user: Option<String>,
+    /// The signed-in admin's directory roles (template ids, the `wids` claim); None for an
+    /// app or when unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub directory_roles: Option<Vec<String>>,
 }
 
 /// What the run needs to be allowed to do.
@@ -243,9 +298,21 @@ impl GraphError {
     }
 }
 
-/// One permission the run needs, and which granted permission (if any) covers it.
+/// What a [`Requirement`] asks for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequirementKind {
+    /// A Microsoft Graph permission of the app (application) or the sign-in (delegated).
+    #[default]
+    Permission,
+    /// A directory role of the signed-in admin (delegated only).
+    DirectoryRole,
+}
+
+/// One permission (or admin role) the run needs, and which granted one (if any) covers it.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Requirement {
+    pub kind: RequirementKind,
     /// What it is needed for, e.g. "change per-user MFA state".
     pub purpose: String,
     /// Any one of these is enough; the first is the one to grant.
@@ -266,6 +333,7 @@ const WRITE_STATE: &[&str] = &["Policy.ReadWrite.AuthenticationMethod"];
 
 fn requirement(purpose: &str, any_of: &[&str], granted: &[String]) -> Requirement {
     Requirement {
+        kind: RequirementKind::Permission,
         purpose: purpose.into(),
         any_of: any_of.iter().map(|s| s.to_string()).collect(),
         found: any_of
@@ -291,11 +359,26 @@ pub fn requirements_for(identity: &Identity, access: Access) -> Vec<Requirement>
     let mut v = vec![requirement("find users", users, granted)];
     match access {
         Access::Read => v.push(requirement("read per-user MFA state", READ_STATE, granted)),
-        Access::Write => v.push(requirement(
-            "change per-user MFA state",
-            WRITE_STATE,
-            granted,
-        )),
+        Access::Write => {
+            v.push(requirement(
+                "change per-user MFA state",
+                WRITE_STATE,
+                granted,
+            ));
+            // An admin also needs a directory role that may change it (Graph answers 403 per
+            // user otherwise): known from the token's `wids`.
+            if let (Some(_), Some(wids)) = (&identity.user, &identity.directory_roles) {
+                v.push(Requirement {
+                    kind: RequirementKind::DirectoryRole,
+                    purpose: "hold an admin role".into(),
+                    any_of: roles::MAY_CHANGE_MFA
+                        .iter()
+                        .map(|r| roles::name(r))
+                        .collect(),
+                    found: roles::mfa_admin_role(wids).map(roles::name),
+                });
+            }
+        }
     }
     v
 }
@@ -313,8 +396,36 @@ pub fn missing_message(identity: &Identity, missing: &[&Requirement]) -> String 
     } else {
         "Application"
     };
+    let (roles_missing, missing): (Vec<&Requirement>, Vec<&Requirement>) = missing
+        .iter()
+        .partition(|r| r.kind == RequirementKind::DirectoryRole);
     let mut s = String::new();
-    for r in missing {
+    if !roles_missing.is_empty() {
+        let held = roles::names(identity.directory_roles.as_deref().unwrap_or(&[]));
+        s.push_str(&format!(
+            "the signed-in admin {} holds none of the roles that may change per-user MFA \
+             ({}); roles in this sign-in: {}.\nAsk for Authentication Policy Administrator (if \
+             it is eligible in Privileged Identity Management, activate it), then run \
+             `mfa-bulk logout` and sign in again. Roles scoped to an administrative unit do not \
+             count.",
+            identity.user.as_deref().unwrap_or("(unknown)"),
+            roles::MAY_CHANGE_MFA
+                .iter()
+                .map(|r| roles::name(r))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if held.is_empty() {
+                "none".to_string()
+            } else {
+                held.join(", ")
+            }
+        ));
+        if missing.is_empty() {
+            return s;
+        }
+        s.push('\n');
+    }
+    for r in &missing {
         s.push_str(&format!(
             "missing Microsoft Graph {} permission {} (needed to {}){}\n",
             kind.to_ascii_lowercase(),
@@ -385,10 +496,30 @@ fn identity_from(cfg: &GraphConfig, token: &str) -> (Identity, bool) {
     id.user = s("upn")
         .or_else(|| s("preferred_username"))
         .or_else(|| s("unique_name"));
+    id.directory_roles = c["wids"].as_array().map(|a| {
+        a.iter()
+            .filter_map(|w| w.as_str().map(str::to_string))
+            .collect()
+    });
     if id.user.is_none() && !id.scopes.is_empty() {
         id.user = Some(String::from("(signed-in user)"));
     }
     (id, true)
+}
+
+/// Completes a delegated identity with who signed in (the ID token): the admin's user name,
+/// and roles from the ID token when the access token has none. Entra lists every user's roles
+/// in `wids` (at least the default "User" role), so a token without it leaves them unknown.
+fn with_account(mut id: Identity, account: Option<auth::Account>) -> Identity {
+    if let Some(a) = account {
+        if let Some(u) = a.username {
+            id.user = Some(u);
+        }
+        if id.directory_roles.is_none() {
+            id.directory_roles = a.wids;
+        }
+    }
+    id
 }
 
 fn build_http(cfg: &GraphConfig) -> Result<reqwest::Client, GraphError> {
@@ -423,6 +554,7 @@ impl Graph {
         auth.init_env_token().await?;
         let token = auth.token().await?;
         let (identity, known) = identity_from(&cfg, token.access.expose());
+        let identity = with_account(identity, auth.account().await);
         let pacer = pacer::Pacer::new(cfg.ru_per_10s, cfg.writes_per_sec);
         let inner = transport::Inner {
             sem: tokio::sync::Semaphore::new(cfg.concurrency.max(1)),

@@ -21,7 +21,8 @@ pub struct RunBy {
     /// effective user on Unix), so it is there under cron and in containers too. `USER` or
     /// `USERNAME` only when the system cannot tell.
     pub os_user: Option<String>,
-    /// The admin who signed in (delegated sign-in only; `None` for app-only).
+    /// The admin who signed in (browser or device code: the user name of the ID token; `None`
+    /// for an app or a managed identity).
     pub signed_in_admin: Option<String>,
 }
 

@@ -1,5 +1,6 @@
 //! The Entra token endpoint (`/{tenant}/oauth2/v2.0/token`, `/devicecode`) and the check of
-//! Graph's `Authorization: Bearer` header.
+//! Graph's `Authorization: Bearer` header. The grants of an admin's browser sign-in
+//! (`authorization_code`, `refresh_token`) are in `signin.rs`.
 //!
 //! Access tokens are well-formed but unsigned JWTs carrying the claims a client reads (`aud`,
 //! `tid`, `appid`/`azp`, `roles` or `scp`, `exp`, `iat`, `app_displayname`, `upn`); the
@@ -10,12 +11,13 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use super::config::ClientSeed;
-use super::state::{DeviceCode, Ident, Sim, State, TokenRec};
+use super::signin;
+use super::state::{DeviceCode, Ident, Sim, State};
+use super::tokens::{aad_error, issue, issue_admin, missing, scope_names};
 use super::wire::{
-    decode_segment, graph_date, graph_error, header, new_guid, parse_pairs, Ctx, Headers, Resp,
+    decode_segment, graph_date, graph_error, header, parse_pairs, Ctx, Headers, Resp,
 };
 
-pub(super) const GRAPH_AUDIENCE: &str = "https://graph.microsoft.com";
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
@@ -35,36 +37,6 @@ pub(super) fn match_path(path: &str) -> Option<(String, Endpoint)> {
         _ => return None,
     };
     Some((decode_segment(tenant), ep))
-}
-
-/// An Entra token endpoint error.
-fn aad_error(status: u16, error: &str, code: u32, description: &str, ctx: &Ctx) -> Resp {
-    let ts = chrono::Utc::now().format("%Y-%m-%d %H:%M:%SZ").to_string();
-    Resp::json(
-        status,
-        json!({
-            "error": error,
-            "error_description": format!(
-                "AADSTS{code}: {description} Trace ID: {} Correlation ID: {} Timestamp: {ts}",
-                ctx.request_id, ctx.client_request_id
-            ),
-            "error_codes": [code],
-            "timestamp": ts,
-            "trace_id": ctx.request_id,
-            "correlation_id": ctx.client_request_id,
-            "error_uri": format!("https://login.microsoftonline.com/error?code={code}"),
-        }),
-    )
-}
-
-fn missing(param: &str, ctx: &Ctx) -> Resp {
-    aad_error(
-        400,
-        "invalid_request",
-        900144,
-        &format!("The request body must contain the following parameter: '{param}'."),
-        ctx,
-    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -175,8 +147,7 @@ fn handle_inner(
                     );
                 }
                 let mut st = sim.lock();
-                if let Err((code, msg)) = verify_assertion(&mut st, sim, client, assertion, host)
-                {
+                if let Err((code, msg)) = verify_assertion(&mut st, sim, client, assertion, host) {
                     return aad_error(401, "invalid_client", code, &msg, ctx);
                 }
             } else {
@@ -198,13 +169,8 @@ fn handle_inner(
             issue(sim, ident, None)
         }
         DEVICE_GRANT => redeem_device_code(sim, ctx, client, get("device_code")),
-        "refresh_token" => aad_error(
-            400,
-            "invalid_grant",
-            9002313,
-            "Invalid request. Request is malformed or invalid (the simulator issues no refresh tokens).",
-            ctx,
-        ),
+        "authorization_code" => signin::redeem_code(sim, ctx, client, &get),
+        "refresh_token" => signin::refresh(sim, ctx, client, &get),
         other => aad_error(
             400,
             "unsupported_grant_type",
@@ -213,74 +179,6 @@ fn handle_inner(
             ctx,
         ),
     }
-}
-
-fn b64(v: &Value) -> String {
-    URL_SAFE_NO_PAD.encode(v.to_string())
-}
-
-/// Issues an access token and records it.
-fn issue(sim: &Sim, ident: Ident, scope_reply: Option<String>) -> Resp {
-    let lifetime = sim.cfg.limits.token_lifetime_secs as f64;
-    let real_lifetime = sim.clock.to_real(lifetime);
-    let expires_in = (real_lifetime.ceil() as u64).max(1);
-    let now = chrono::Utc::now().timestamp();
-    let tid = &sim.cfg.tenant.tenant_id;
-    let mut claims = json!({
-        "aud": GRAPH_AUDIENCE,
-        "iss": format!("https://sts.windows.net/{tid}/"),
-        "iat": now,
-        "nbf": now,
-        "exp": now + expires_in as i64,
-        "tid": tid,
-        "appid": ident.client_id,
-        "azp": ident.client_id,
-        "app_displayname": ident.app_name,
-        "idtyp": if ident.user.is_some() { "user" } else { "app" },
-        "oid": ident.user.as_ref().map_or(ident.client_id.clone(), |u| u.id.clone()),
-        "sub": ident.user.as_ref().map_or(ident.client_id.clone(), |u| u.id.clone()),
-        "uti": new_guid(),
-        "ver": "1.0",
-    });
-    let o = claims.as_object_mut().expect("object");
-    match &ident.user {
-        None => {
-            o.insert("roles".into(), json!(ident.roles));
-        }
-        Some(u) => {
-            o.insert("scp".into(), json!(ident.scp.join(" ")));
-            o.insert("upn".into(), json!(u.user_principal_name));
-            o.insert("unique_name".into(), json!(u.user_principal_name));
-            o.insert("name".into(), json!(u.display_name));
-        }
-    }
-    let token = format!(
-        "{}.{}.{}",
-        b64(&json!({"typ": "JWT", "alg": "RS256", "kid": "mfa-bulk-sim"})),
-        b64(&claims),
-        URL_SAFE_NO_PAD.encode("not-signed-by-the-mfa-bulk-simulator")
-    );
-    let mut st = sim.lock();
-    let generation = st.token_generation;
-    st.tokens.insert(
-        token.clone(),
-        TokenRec {
-            ident,
-            expires_at: sim.clock.now() + lifetime,
-            generation,
-        },
-    );
-    st.counters.tokens_issued += 1;
-    let mut reply = json!({
-        "token_type": "Bearer",
-        "expires_in": expires_in,
-        "ext_expires_in": expires_in,
-        "access_token": token,
-    });
-    if let Some(s) = scope_reply {
-        reply["scope"] = json!(s);
-    }
-    Resp::json(200, reply)
 }
 
 fn device_code(sim: &Sim, ctx: &Ctx, client: &ClientSeed, scope: Option<&str>) -> Resp {
@@ -296,10 +194,7 @@ fn device_code(sim: &Sim, ctx: &Ctx, client: &ClientSeed, scope: Option<&str>) -
     let Some(scope) = scope else {
         return missing("scope", ctx);
     };
-    let scopes: Vec<String> = scope
-        .split_whitespace()
-        .map(|s| s.rsplit('/').next().unwrap_or(s).to_string())
-        .collect();
+    let scopes = scope_names(scope);
     let mut st = sim.lock();
     let device_code = format!(
         "SIMDC{}",
@@ -408,16 +303,6 @@ fn redeem_device_code(sim: &Sim, ctx: &Ctx, client: &ClientSeed, code: Option<&s
         dc.redeemed = true;
         dc.scopes.clone()
     };
-    let granted: Vec<String> = if scopes.iter().any(|s| s == ".default") {
-        client.scopes.clone()
-    } else {
-        client
-            .scopes
-            .iter()
-            .filter(|s| scopes.iter().any(|r| r.eq_ignore_ascii_case(s)))
-            .cloned()
-            .collect()
-    };
     let Some(user) = client.signed_in_user.clone() else {
         return aad_error(
             400,
@@ -427,19 +312,8 @@ fn redeem_device_code(sim: &Sim, ctx: &Ctx, client: &ClientSeed, code: Option<&s
             ctx,
         );
     };
-    let scope_reply = granted
-        .iter()
-        .map(|s| format!("{GRAPH_AUDIENCE}/{s}"))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let ident = Ident {
-        client_id: client.client_id.clone(),
-        app_name: client.display_name.clone(),
-        roles: vec![],
-        scp: granted,
-        user: Some(user),
-    };
-    issue(sim, ident, Some(scope_reply))
+    sim.lock().counters.sign_ins += 1;
+    issue_admin(sim, client, &user, &scopes, None)
 }
 
 /// Approves pending device codes (all, or the one with `user_code`). Returns how many.

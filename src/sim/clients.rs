@@ -25,3 +25,14 @@ pub const SIM_DEVICE_CLIENT_ID: &str = "8e3bac6f-5d74-40b1-af9e-ad4a5b6c7e83";
 pub const SIM_DEVICE_HELPDESK_CLIENT_ID: &str = "9f4cbd70-6e85-41c2-b0af-be5b6c7d8f94";
 /// `pubkey-app`: registered with a bare public key (the key of [`SIM_CERT_PEM`]), read-only.
 pub const SIM_PUBKEY_CLIENT_ID: &str = "a05dce81-7f96-42d3-81b0-cf6c7d8e9fa5";
+/// Microsoft Graph Command Line Tools, as registered in the sample tenant: what `--interactive`
+/// and `--device-code` sign in with when no `--client-id` is given. Admin
+/// `it.admin@northwind.example`, redirect URI `http://localhost`.
+pub const SIM_GRAPH_CLI_CLIENT_ID: &str = "14d82eec-204b-4c2f-b7e8-296a70dab67e";
+/// Public client whose admin declines the consent page (`error=access_denied`).
+pub const SIM_CONSENT_DENIED_CLIENT_ID: &str = "b16edf92-8fa7-43e4-92c1-d07d8eafb0b6";
+/// The system-assigned managed identity (`Policy.ReadWrite.AuthenticationMethod`,
+/// `Policy.Read.All`, `User.Read.All`).
+pub const SIM_MANAGED_IDENTITY_ID: &str = "c27f0a13-9b18-44f5-a3d2-e18e9fb0c1c7";
+/// A user-assigned managed identity that may only read (`Policy.Read.All`, `User.Read.All`).
+pub const SIM_READONLY_MANAGED_IDENTITY_ID: &str = "d3801b24-ac29-45a6-b4e3-f29fa0c1d2d8";

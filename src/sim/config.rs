@@ -65,6 +65,36 @@ pub struct TenantSeed {
     /// although only the per-user GET documents it); false models an answer without it.
     #[serde(default = "yes")]
     pub lists_per_user_mfa_state: bool,
+    /// Managed identities the simulated Azure resource has (served by the instance metadata
+    /// and `IDENTITY_ENDPOINT` endpoints).
+    #[serde(default)]
+    pub managed_identities: Vec<ManagedIdentitySeed>,
+    /// The value `X-IDENTITY-HEADER` must carry at the `IDENTITY_ENDPOINT` endpoint (what App
+    /// Service puts in `IDENTITY_HEADER`).
+    #[serde(default = "identity_header")]
+    pub identity_header: String,
+}
+
+fn identity_header() -> String {
+    SIM_IDENTITY_HEADER.into()
+}
+
+/// The sample value of `IDENTITY_HEADER` (a simulator value, not a credential anywhere).
+pub const SIM_IDENTITY_HEADER: &str = "sim-identity-header-not-a-real-credential";
+
+/// A managed identity of the simulated Azure resource.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedIdentitySeed {
+    /// Its client (application) id.
+    pub client_id: String,
+    pub display_name: String,
+    /// The system-assigned identity (chosen when the request names no client id).
+    #[serde(default)]
+    pub system_assigned: bool,
+    /// Application permissions granted (`New-MgServicePrincipalAppRoleAssignment`).
+    #[serde(default)]
+    pub roles: Vec<String>,
 }
 
 /// A group of the seeded tenant.
@@ -119,9 +149,17 @@ pub struct ClientSeed {
     /// Delegated permissions consented for the device code flow.
     #[serde(default)]
     pub scopes: Vec<String>,
-    /// Who signs in when a device code of this client is approved.
+    /// Who signs in when a device code of this client is approved, or at its `/authorize`
+    /// page (approved at once).
     #[serde(default)]
     pub signed_in_user: Option<AdminSeed>,
+    /// Redirect URIs registered ("Mobile and desktop applications"); `http://localhost`
+    /// matches any port, as Entra matches loopback addresses.
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// The admin declines the consent page: `/authorize` answers `error=access_denied`.
+    #[serde(default)]
+    pub deny_consent: bool,
 }
 
 impl fmt::Debug for ClientSeed {
@@ -136,6 +174,8 @@ impl fmt::Debug for ClientSeed {
             .field("public_client", &self.public_client)
             .field("scopes", &self.scopes)
             .field("signed_in_user", &self.signed_in_user)
+            .field("redirect_uris", &self.redirect_uris)
+            .field("deny_consent", &self.deny_consent)
             .finish()
     }
 }
@@ -150,6 +190,73 @@ pub struct AdminSeed {
     /// Entra directory roles, e.g. `Authentication Policy Administrator`.
     #[serde(default)]
     pub directory_roles: Vec<String>,
+    /// More roles by template id, as the `wids` claim carries them.
+    #[serde(default)]
+    pub wids: Vec<String>,
+}
+
+/// Directory role names and their template ids (the same in every tenant).
+const ROLE_TEMPLATES: &[(&str, &str)] = &[
+    (
+        "Authentication Policy Administrator",
+        "0526716b-113d-4c15-b2c8-68e3c22b9f80",
+    ),
+    (
+        "Privileged Authentication Administrator",
+        "7be44c8a-adaf-4e2a-84d6-ab2649e08a13",
+    ),
+    (
+        "Global Administrator",
+        "62e90394-69f5-4237-9190-012177145e10",
+    ),
+    (
+        "Authentication Administrator",
+        "c4e39bd9-1100-46d3-8c65-fb160da0071f",
+    ),
+    (
+        "Helpdesk Administrator",
+        "729827e3-9c14-49f7-bb1b-9608f156bbb8",
+    ),
+    ("User Administrator", "fe930be7-5e62-47db-91af-98c3a49a38b1"),
+    ("Global Reader", "f2ef992c-3afb-46b9-b7cf-a126ee74c451"),
+    ("Security Reader", "5d6b6bb7-de71-4623-b4af-96380a352509"),
+];
+
+/// The role every member user holds ("User"): always in `wids`.
+const DEFAULT_USER_ROLE: &str = "b79fbf4d-3ef9-4689-8143-76b194e85509";
+
+impl AdminSeed {
+    /// The `wids` claim: the template ids of the admin's roles, and the default user role.
+    pub fn wids(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .directory_roles
+            .iter()
+            .filter_map(|n| {
+                ROLE_TEMPLATES
+                    .iter()
+                    .find(|(name, _)| name.eq_ignore_ascii_case(n))
+                    .map(|(_, id)| id.to_string())
+            })
+            .chain(self.wids.iter().map(|w| w.to_ascii_lowercase()))
+            .collect();
+        v.push(DEFAULT_USER_ROLE.into());
+        v.dedup();
+        v
+    }
+
+    /// The names of the admin's roles (by name, or from `wids`).
+    pub fn role_names(&self) -> Vec<String> {
+        let mut v = self.directory_roles.clone();
+        for w in &self.wids {
+            if let Some((name, _)) = ROLE_TEMPLATES
+                .iter()
+                .find(|(_, id)| id.eq_ignore_ascii_case(w))
+            {
+                v.push(name.to_string());
+            }
+        }
+        v
+    }
 }
 
 /// A user of the seeded tenant.
@@ -231,6 +338,19 @@ pub struct Limits {
     pub device_code_lifetime_secs: u64,
     /// Device code polling interval the client is told, seconds.
     pub device_code_interval_secs: u64,
+    /// A refresh token stops working after this long unused, seconds (Entra: 90 days).
+    #[serde(default = "refresh_token_lifetime")]
+    pub refresh_token_lifetime_secs: u64,
+    /// An authorization code must be redeemed within this, seconds (Entra: 10 minutes).
+    #[serde(default = "auth_code_lifetime")]
+    pub auth_code_lifetime_secs: u64,
+}
+
+fn refresh_token_lifetime() -> u64 {
+    90 * 24 * 3600
+}
+fn auth_code_lifetime() -> u64 {
+    600
 }
 
 impl Default for Limits {
@@ -244,6 +364,8 @@ impl Default for Limits {
             device_code_auto_approve_polls: 2,
             device_code_lifetime_secs: 900,
             device_code_interval_secs: 5,
+            refresh_token_lifetime_secs: refresh_token_lifetime(),
+            auth_code_lifetime_secs: auth_code_lifetime(),
         }
     }
 }

@@ -24,8 +24,8 @@
 
 // Layers (each file uses only files above it, so there is no import circle):
 // `wire` (shapes), `throttle`, `clients`, `config`, `state`, `filter`, `query`, `faults`,
-// `auth`, `users`, `groups`, `methods`, `policies`, `requirements`, `graph` (one request),
-// `batch`, `inspect`,
+// `tokens`, `signin`, `auth`, `managed_identity`, `users`, `groups`, `methods`, `policies`,
+// `requirements`, `graph` (one request), `batch`, `inspect`,
 // `server` (listener and dispatcher), and this file (the public API).
 mod auth;
 mod batch;
@@ -36,13 +36,16 @@ mod filter;
 mod graph;
 mod groups;
 mod inspect;
+mod managed_identity;
 mod methods;
 mod policies;
 mod query;
 mod requirements;
 mod server;
+mod signin;
 mod state;
 mod throttle;
+mod tokens;
 mod users;
 mod wire;
 
@@ -57,9 +60,14 @@ pub use clients::{
     SIM_READONLY_CLIENT_SECRET, SIM_TENANT_ID, SIM_USERS_ONLY_CLIENT_ID,
     SIM_USERS_ONLY_CLIENT_SECRET,
 };
+pub use clients::{
+    SIM_CONSENT_DENIED_CLIENT_ID, SIM_GRAPH_CLI_CLIENT_ID, SIM_MANAGED_IDENTITY_ID,
+    SIM_READONLY_MANAGED_IDENTITY_ID,
+};
 pub use config::{
-    generate_tenant, AdminSeed, ClientSeed, FaultConfig, GroupSeed, Limits, ObjectSeed, SimConfig,
-    TenantSeed, UserExtra, UserSeed, SAMPLE_TENANT_JSON,
+    generate_tenant, AdminSeed, ClientSeed, FaultConfig, GroupSeed, Limits, ManagedIdentitySeed,
+    ObjectSeed, SimConfig, TenantSeed, UserExtra, UserSeed, SAMPLE_TENANT_JSON,
+    SIM_IDENTITY_HEADER,
 };
 pub use state::{Counters, LogEntry, UserState};
 

@@ -21,7 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 use super::graph::{execute, split_version, Item};
 use super::state::Sim;
 use super::wire::{graph_error, header, new_guid, Body, Ctx, Headers, Resp};
-use super::{auth, batch, faults, inspect};
+use super::{auth, batch, faults, inspect, managed_identity, signin};
 
 /// Listener whose connections carry a kill switch.
 pub(super) struct SimListener(pub TcpListener);
@@ -209,6 +209,10 @@ pub(super) async fn handle(
         inspect::handle(&sim, &method, &path, query.as_deref(), &bytes, &ctx).into()
     } else if let Some((tenant, endpoint)) = auth::match_path(&path) {
         auth::handle(&sim, &ctx, &method, &tenant, endpoint, &host, &path, &bytes).into()
+    } else if let Some((tenant, page)) = signin::match_path(&path) {
+        signin::handle(&sim, &ctx, &method, &tenant, page, &path, query.as_deref()).into()
+    } else if let Some(ep) = managed_identity::match_path(&path) {
+        managed_identity::handle(&sim, &ctx, &method, ep, &path, query.as_deref(), &headers).into()
     } else {
         graph_http(
             &sim,

@@ -88,7 +88,7 @@ impl Ident {
             Some(u) => {
                 self.scp.iter().any(|s| perms.contains(&s.as_str()))
                     && (admin_roles.is_empty()
-                        || u.directory_roles
+                        || u.role_names()
                             .iter()
                             .any(|r| admin_roles.contains(&r.as_str())))
             }
@@ -116,6 +116,38 @@ pub(super) struct DeviceCode {
     pub redeemed: bool,
 }
 
+/// An authorization code from `/authorize`, until it is redeemed.
+#[derive(Clone, Debug)]
+pub(super) struct AuthCode {
+    pub client_id: String,
+    pub redirect_uri: String,
+    /// PKCE: the S256 (or plain) challenge, if the request had one.
+    pub challenge: Option<(String, String)>,
+    pub scopes: Vec<String>,
+    pub user: super::config::AdminSeed,
+    pub nonce: Option<String>,
+    pub expires_at: f64,
+    pub redeemed: bool,
+}
+
+/// A refresh token issued to an admin's sign-in.
+#[derive(Clone, Debug)]
+pub(super) struct RefreshRec {
+    pub client_id: String,
+    pub user: super::config::AdminSeed,
+    /// Simulated time it stops working unless used (sliding, as Entra's inactivity limit).
+    pub expires_at: f64,
+    /// Revocation generation it was issued in (`revoke-tokens` revokes sign-ins too).
+    pub generation: u64,
+}
+
+/// Authorization codes and refresh tokens.
+#[derive(Debug, Default)]
+pub(super) struct SignInState {
+    pub codes: HashMap<String, AuthCode>,
+    pub refresh_tokens: HashMap<String, RefreshRec>,
+}
+
 /// What the simulator counted since the start (or the last `reset-counters`).
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct Counters {
@@ -135,6 +167,12 @@ pub struct Counters {
     pub throttled: u64,
     /// Access tokens issued.
     pub tokens_issued: u64,
+    /// Interactive sign-ins: `/authorize` pages approved and device codes redeemed.
+    pub sign_ins: u64,
+    /// Refresh token grants answered with a token.
+    pub refresh_grants: u64,
+    /// Tokens issued to managed identities (metadata service and `IDENTITY_ENDPOINT`).
+    pub managed_identity_tokens: u64,
     /// 401 answers from Graph (expired, revoked or unknown token).
     pub unauthorized: u64,
     /// Injected 5xx answers.
@@ -198,6 +236,7 @@ pub(super) struct State {
     pub tokens: HashMap<String, TokenRec>,
     pub token_generation: u64,
     pub device_codes: HashMap<String, DeviceCode>,
+    pub signin: SignInState,
     pub seen_jti: HashSet<String>,
     pub throttle: Throttle,
     pub counters: Counters,
@@ -232,6 +271,7 @@ impl Sim {
             tokens: HashMap::new(),
             token_generation: 0,
             device_codes: HashMap::new(),
+            signin: SignInState::default(),
             seen_jti: HashSet::new(),
             throttle: Throttle::default(),
             counters: Counters::default(),

@@ -26,7 +26,21 @@ pub const CLEARED: &[&str] = &[
     "MFA_BULK_LOGIN_URL",
     "MFA_BULK_ACCESS_TOKEN",
     "MFA_BULK_CLOUD",
+    "MFA_BULK_IMDS_URL",
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+    "IMDS_ENDPOINT",
+    "BROWSER",
 ];
+
+/// A sign-in cache folder of this test process: no test ever reads or writes the real user's
+/// credential store or cache folder (`MFA_BULK_CACHE_DIR` keeps sign-ins in a file there).
+pub fn test_cache_dir() -> PathBuf {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("temporary folder"))
+        .path()
+        .to_path_buf()
+}
 
 /// A path inside the repository (samples, fixtures).
 pub fn repo(rel: &str) -> PathBuf {

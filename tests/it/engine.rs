@@ -425,6 +425,8 @@ fn check_and_apply_sign_in_with_a_pfx_certificate_and_its_password_file() {
         public_client: false,
         scopes: vec![],
         signed_in_user: None,
+        redirect_uris: vec![],
+        deny_consent: false,
     });
     let ctx = TestContext::with(cfg);
     ctx.write("pfx-password.txt", "test-only\n");

@@ -97,6 +97,8 @@ async fn certificate_sign_in_with_our_test_certificate() {
         public_client: false,
         scopes: vec![],
         signed_in_user: None,
+        redirect_uris: vec![],
+        deny_consent: false,
     });
     let h = sim::start(c).await.unwrap();
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/certs/app.pem");

@@ -1,4 +1,5 @@
 //! Integration tests: one binary, one module per area.
+mod attacks;
 mod clobber;
 mod common;
 mod engine;
@@ -21,6 +22,8 @@ mod report_read;
 mod report_record;
 mod secrets;
 mod settings;
+mod signin;
+mod signin_sim;
 mod sim_auth;
 mod sim_batch;
 mod sim_cli;

@@ -2,7 +2,9 @@
 //! access token the simulator issued (JWTs, `eyJ…`) must not appear in anything the tool
 //! prints or writes (stdout, stderr, result files CSV and XLSX, run records, the journal of an
 //! interrupted run, the notify list), for a representative set of commands, successes and
-//! failures alike (wrong secret, read-only app, revoked tokens, Ctrl-C).
+//! failures alike (wrong secret, read-only app, revoked tokens, Ctrl-C). Admin sign-ins too:
+//! the refresh tokens kept between commands (the simulator's start `0.SIMRT`), authorization
+//! codes (`1.SIMAC`), ID tokens (JWTs), and a managed identity's `IDENTITY_HEADER`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -16,6 +18,11 @@ const SECRET: &str = "Zebra7781-distinctive-client-secret-Qx9";
 const READONLY_SECRET: &str = "Giraffe5512-distinctive-readonly-secret-Wq2";
 const WRONG_SECRET: &str = "Okapi3141-distinctive-wrong-secret-Vb7";
 const PFX_PASSWORD: &str = "Narwhal2718-distinctive-pfx-password";
+const IDENTITY_HEADER: &str = "Quokka1618-distinctive-identity-header";
+/// Every refresh token the simulator issues starts so (like Entra's `0.A…`).
+const REFRESH_TOKEN_MARK: &str = "SIMRT";
+/// Every authorization code the simulator issues starts so.
+const AUTH_CODE_MARK: &str = "SIMAC";
 
 /// Every line of the private key's body (any one of them in an output is a leak).
 fn key_lines() -> Vec<String> {
@@ -31,10 +38,18 @@ fn key_lines() -> Vec<String> {
 }
 
 fn needles() -> Vec<String> {
-    let mut v: Vec<String> = [SECRET, READONLY_SECRET, WRONG_SECRET, PFX_PASSWORD]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut v: Vec<String> = [
+        SECRET,
+        READONLY_SECRET,
+        WRONG_SECRET,
+        PFX_PASSWORD,
+        IDENTITY_HEADER,
+        REFRESH_TOKEN_MARK,
+        AUTH_CODE_MARK,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     v.extend(key_lines());
     // Any JWT (the simulator's tokens are `eyJ…` like Entra's).
     v.push("eyJ".into());
@@ -90,6 +105,7 @@ fn tenant() -> SimConfig {
             c.secret = Some(READONLY_SECRET.into());
         }
     }
+    cfg.tenant.identity_header = IDENTITY_HEADER.into();
     cfg
 }
 
@@ -113,6 +129,12 @@ fn base(sim: &TestSim, dir: &Path, client_id: &str) -> Command {
         .env("MFA_BULK_LOGIN_URL", sim.handle.url())
         .env("AZURE_TENANT_ID", sim::SIM_TENANT_ID)
         .env("AZURE_CLIENT_ID", client_id)
+        .env("MFA_BULK_CACHE_DIR", crate::common::test_cache_dir())
+        .env_remove("BROWSER")
+        .env_remove("IDENTITY_ENDPOINT")
+        .env_remove("IDENTITY_HEADER")
+        .env_remove("IMDS_ENDPOINT")
+        .env_remove("MFA_BULK_IMDS_URL")
         .env("RUST_BACKTRACE", "1")
         .stdin(Stdio::null());
     c
@@ -278,6 +300,66 @@ fn no_secret_or_token_in_any_output_or_file() {
     assert_clean("apply with a revoked token: stderr", &o.stderr);
     assert_ne!(o.status.code(), Some(0));
 
+    // An admin's browser sign-in, kept between commands (the cache is an input here: it lives
+    // outside the scanned folder, and holds refresh tokens by design).
+    let browser = crate::signin::browser_script(creds.path());
+    let cache = creds.path().join("sign-in-cache");
+    let admin = |args: &[&str]| {
+        let mut c = base(&sim, dir, sim::SIM_GRAPH_CLI_CLIENT_ID);
+        c.env("BROWSER", &browser)
+            .env("MFA_BULK_CACHE_DIR", &cache)
+            .args(args);
+        c
+    };
+    run(admin(&["check", "--interactive"]), 0, "check --interactive");
+    run(
+        admin(&["check", "--interactive", "--json"]),
+        0,
+        "check --interactive --json",
+    );
+    let mut c = admin(&["dry-run", "--interactive", "-o", "admin-plan.csv"]);
+    c.arg(&users);
+    run(c, 1, "dry-run --interactive");
+    let mut c = admin(&[
+        "apply",
+        "--interactive",
+        "--yes",
+        "-o",
+        "admin-applied.xlsx",
+    ]);
+    c.arg(&users);
+    run(c, 1, "apply --interactive");
+    let kept = std::fs::read_to_string(cache.join("sign-in-cache.json")).unwrap();
+    assert!(
+        kept.contains(REFRESH_TOKEN_MARK),
+        "the scan for {REFRESH_TOKEN_MARK} would miss refresh tokens"
+    );
+    let mut c = admin(&["check", "--interactive", "--client-id"]);
+    c.arg(sim::SIM_CONSENT_DENIED_CLIENT_ID);
+    run(c, 3, "check --interactive, consent declined");
+    run(admin(&["logout"]), 0, "logout");
+    assert!(!cache.join("sign-in-cache.json").exists());
+
+    // A managed identity (App Service): its IDENTITY_HEADER never shows.
+    let mut c = base(&sim, dir, app);
+    c.env(
+        "IDENTITY_ENDPOINT",
+        format!("{}/msi/token", sim.handle.url()),
+    )
+    .env("IDENTITY_HEADER", IDENTITY_HEADER)
+    .arg("dry-run")
+    .arg(&users)
+    .args(["--managed-identity", "-o", "mi.csv"]);
+    run(c, 1, "dry-run --managed-identity");
+    let mut c = base(&sim, dir, app);
+    c.env(
+        "IDENTITY_ENDPOINT",
+        format!("{}/msi/token", sim.handle.url()),
+    )
+    .env("IDENTITY_HEADER", WRONG_SECRET)
+    .args(["check", "--managed-identity"]);
+    run(c, 3, "check --managed-identity with a wrong header");
+
     // Ctrl-C in the middle of slow writes with tokens being revoked: the journal stays.
     sim.handle.set_faults(FaultConfig {
         latency_min_ms: 150,
@@ -336,6 +418,9 @@ fn no_secret_or_token_in_any_output_or_file() {
         "cert.xlsx",
         "token.csv",
         "stopped.csv",
+        "admin-plan.csv.run.json",
+        "admin-applied.xlsx",
+        "mi.csv",
     ] {
         assert!(dir.join(f).exists(), "{f} was not written");
     }
