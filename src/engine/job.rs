@@ -383,8 +383,10 @@ impl Job {
         )
         .await?;
         self.reads.note_listing(&listed, self.items.len() as u64);
-        if let (Some(plan), Source::Directory { .. }) = (self.plan.take(), &self.s.source) {
-            self.plan = Some(plan_by_user(plan, &self.items));
+        if let Source::Directory { .. } = &self.s.source {
+            if let Some(plan) = self.plan.take() {
+                self.plan = Some(plan_by_user(plan, &self.items));
+            }
         }
         let (strategy, states, pages) =
             source::resolve(&mut self.items, &self.excluded, graph).await?;
