@@ -92,6 +92,26 @@ pub struct TenantListing {
     pub pages: u64,
 }
 
+/// What resolving keeps between the chunks of one run (a streamed dry-run resolves its rows a
+/// chunk at a time): the strategy, decided once for all the values, and the tenant listing.
+#[derive(Default)]
+pub struct ResolveCache {
+    /// How many values the whole run resolves (default: those of the first call).
+    pub values: Option<usize>,
+    strategy: Option<Strategy>,
+    listing: Option<(UserIndex, HashMap<String, MfaState>)>,
+}
+
+impl ResolveCache {
+    /// A cache for a run that resolves `values` values in all.
+    pub fn for_values(values: usize) -> ResolveCache {
+        ResolveCache {
+            values: Some(values),
+            ..ResolveCache::default()
+        }
+    }
+}
+
 /// Resolves every value, in order. `progress(done)` is called as values are resolved,
 /// `listed(users)` as pages of the tenant are listed (when listing is cheaper).
 pub async fn resolve_all(
@@ -99,33 +119,46 @@ pub async fn resolve_all(
     refs: &[UserRef],
     progress: &mut (dyn FnMut(u64) + Send),
     listed: &mut (dyn FnMut(u64) + Send),
+    cache: &mut ResolveCache,
 ) -> Result<Resolution, GraphError> {
-    let mut strategy = Strategy::Lookup;
-    if refs.len() >= MIN_VALUES_FOR_LISTING {
-        // Counting costs one request; a failure just means we look values up one by one.
-        if let Ok(count) = graph.count_users().await {
-            if listing_is_cheaper(refs.len(), count) {
-                strategy = Strategy::Listing;
+    let strategy = match cache.strategy {
+        Some(s) => s,
+        None => {
+            let values = cache.values.unwrap_or(refs.len());
+            let mut s = Strategy::Lookup;
+            if values >= MIN_VALUES_FOR_LISTING {
+                // Counting costs one request; a failure just means we look values up one by one.
+                if let Ok(count) = graph.count_users().await {
+                    if listing_is_cheaper(values, count) {
+                        s = Strategy::Listing;
+                    }
+                }
             }
+            cache.strategy = Some(s);
+            s
         }
-    }
+    };
     match strategy {
         Strategy::Listing => {
-            let TenantListing {
-                users,
-                states: mut all_states,
-                pages,
-            } = list_tenant(graph, listed).await?;
-            let index = UserIndex::new(users);
+            let mut pages = 0;
+            if cache.listing.is_none() {
+                let TenantListing {
+                    users,
+                    states,
+                    pages: p,
+                } = list_tenant(graph, listed).await?;
+                pages = p;
+                cache.listing = Some((UserIndex::new(users), states));
+            }
+            let (index, all_states) = cache.listing.as_ref().expect("listed");
             let out: Vec<Resolved> = refs.iter().map(|r| index.find(r)).collect();
-            drop(index);
-            // Keep only the states of the users found.
+            // The states of the users found.
             let mut states = HashMap::new();
             for r in &out {
                 if let Resolved::User(u) = r {
                     let id = u.id.to_ascii_lowercase();
-                    if let Some(s) = all_states.remove(&id) {
-                        states.insert(id, s);
+                    if let Some(s) = all_states.get(&id) {
+                        states.insert(id, s.clone());
                     }
                 }
             }

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use super::journal::{self, JournalKey, Previous};
 use super::reads::Reads;
-use super::row::{flush_items, user_ids, users, Item};
+use super::row::{flush_items_from, user_ids, users, Item};
 use super::source::{self, Source};
 use super::{confirm, interrupt, plan, progress, summary, write};
 use crate::exit::ExitCode;
@@ -147,6 +147,14 @@ struct Job {
     writer: Option<report::OrderedWriter>,
     /// Held for the whole run (apply, revert): one run per journal.
     _lock: Option<journal::RunLock>,
+    /// Rows in the file when a big dry-run streams it (read again in chunks once signed in).
+    streamed: Option<u64>,
+    /// Input position of `items[0]` (a streamed run holds one chunk at a time).
+    base: usize,
+    /// The summary of the chunks already written (a streamed run).
+    tally: Option<summary::Summary>,
+    /// The registration report, read once for all the chunks of a streamed run.
+    registrations: Option<crate::graph::Registrations>,
 }
 
 impl Job {
@@ -166,7 +174,7 @@ impl Job {
         if let Some(o) = &s.output {
             report::ResultFormat::from_output_path(o)?;
         }
-        let loaded = source::load(&s.source)?;
+        let loaded = source::load(&s.source, matches!(s.rule, Rule::DryRun))?;
         let apply = match &s.rule {
             Rule::Apply(a) => Some(a),
             _ => None,
@@ -255,6 +263,10 @@ impl Job {
             reads: Reads::default(),
             writer: None,
             _lock: lock,
+            streamed: loaded.streamed,
+            base: 0,
+            tally: None,
+            registrations: None,
             s,
         })
     }
@@ -299,8 +311,13 @@ impl Job {
     /// Hands every final row to the result writer (in input order).
     fn flush(&mut self) -> anyhow::Result<()> {
         self.writer()?;
-        let Job { items, writer, .. } = self;
-        flush_items(items, writer.as_mut().expect("created"))
+        let Job {
+            items,
+            writer,
+            base,
+            ..
+        } = self;
+        flush_items_from(items, *base, writer.as_mut().expect("created"))
     }
 
     async fn run(mut self, connect: graph::Connect) -> anyhow::Result<ExitCode> {
@@ -373,6 +390,10 @@ impl Job {
         } else {
             HashMap::new()
         };
+        if let Some(rows) = self.streamed {
+            self.work_streamed(graph, rows).await?;
+            return Ok(None);
+        }
 
         let listed = source::list_directory(
             &mut self.items,
@@ -388,16 +409,8 @@ impl Job {
                 self.plan = Some(plan_by_user(plan, &self.items));
             }
         }
-        let (strategy, states, pages) =
-            source::resolve(&mut self.items, &self.excluded, graph).await?;
-        self.strategy = strategy;
-        self.reads.pages += pages;
-        let listed = (strategy == Strategy::Listing && !self.s.per_user_reads).then_some(states);
-        self.read_states(graph, listed).await?;
-        if self.s.registration {
-            self.read_registration(graph).await?;
-        }
-        self.plan(&previous);
+        self.settle(graph, &previous, &mut resolve::ResolveCache::default())
+            .await?;
         if !self.s.rule.writes() {
             return Ok(None);
         }
@@ -466,6 +479,61 @@ impl Job {
         Ok(None)
     }
 
+    /// Resolves the rows, reads their states (and registration), and plans each under the
+    /// run's rule.
+    async fn settle(
+        &mut self,
+        graph: &Graph,
+        previous: &HashMap<String, Previous>,
+        cache: &mut resolve::ResolveCache,
+    ) -> anyhow::Result<()> {
+        let (strategy, states, pages) =
+            source::resolve(&mut self.items, &self.excluded, graph, cache).await?;
+        self.strategy = strategy;
+        self.reads.pages += pages;
+        let listed = (strategy == Strategy::Listing && !self.s.per_user_reads).then_some(states);
+        self.read_states(graph, listed).await?;
+        if self.s.registration {
+            self.read_registration(graph).await?;
+        }
+        self.plan(previous);
+        Ok(())
+    }
+
+    /// A big dry-run, a chunk of the file at a time: each chunk settled, written and dropped,
+    /// only its counts kept (the strategy and the tenant listing are shared by the chunks).
+    async fn work_streamed(&mut self, graph: &Graph, rows: u64) -> anyhow::Result<()> {
+        let mut stream = source::Stream::open(&self.s.source, &self.excluded)?;
+        let mut cache = resolve::ResolveCache::for_values(rows as usize);
+        let previous = HashMap::new();
+        if self.s.registration {
+            // Once for every chunk (without P1/P2 each chunk's users are read one by one).
+            self.registrations = graph.registration_report(false, &mut |_, _| {}).await.ok();
+        }
+        loop {
+            self.items = stream.next_chunk(source::CHUNK)?;
+            if self.items.is_empty() {
+                break;
+            }
+            self.settle(graph, &previous, &mut cache).await?;
+            self.flush()?;
+            let part = summary::Summary::new(
+                self.s.rule.command(),
+                &self.items,
+                self.strategy,
+                false,
+                Default::default(),
+            );
+            match &mut self.tally {
+                Some(t) => t.absorb(part),
+                None => self.tally = Some(part),
+            }
+            self.base += self.items.len();
+        }
+        self.items = Vec::new();
+        stream.finish(&self.input_sha256)
+    }
+
     /// The one tail of every run: rows nothing settled, the result file, the notify list, the
     /// run record, the journal, the summary.
     fn finish(
@@ -493,6 +561,13 @@ impl Job {
             interrupted,
             graph.stats(),
         );
+        if let Some(mut tally) = self.tally.take() {
+            tally.absorb(summary);
+            tally.strategy = self.strategy;
+            tally.interrupted = interrupted;
+            tally.graph = graph.stats();
+            summary = tally;
+        }
         summary.notes = self.reads.notes(self.s.per_user_reads);
         summary.reads = Some(self.reads.clone());
         if let Rule::Apply(ApplyOptions {
@@ -627,6 +702,13 @@ impl Job {
     /// Reads whether users have registered an MFA method (`--registration`).
     async fn read_registration(&mut self, graph: &Graph) -> anyhow::Result<()> {
         let open = self.open_rows();
+        if let Some(regs) = &self.registrations {
+            for i in open {
+                let it = &mut self.items[i];
+                it.result.mfa_registered = regs.get(it.user_id()).map(|r| r.mfa_registered);
+            }
+            return Ok(());
+        }
         let ids = user_ids(&self.items, &open);
         let items = &mut self.items;
         graph

@@ -132,11 +132,21 @@ impl Source {
 /// What [`load`] read: everything offline, before any request.
 pub(super) struct Loaded {
     pub info: SourceInfo,
+    /// Every row, or none when the rows are streamed.
     pub items: Vec<Item>,
     /// Exclusion keys (also matched against every address of a resolved user).
     pub excluded: HashSet<String>,
     pub sha256: String,
+    /// Rows in the file, when they are too many to hold: read again in chunks ([`Stream`]).
+    pub streamed: Option<u64>,
 }
+
+/// Above this many rows a dry-run of a spreadsheet streams: the file is checked whole before
+/// anything is sent, then read again a chunk at a time, and each chunk's rows are written and
+/// dropped once settled, so memory holds one chunk (and the duplicate check's keys).
+pub(super) const STREAM_ABOVE: usize = 50_000;
+/// Rows per chunk of a streamed run.
+pub(super) const CHUNK: usize = 20_000;
 
 /// The header `report` writes for the state column: a report's state is what the user had,
 /// not a target (the legacy portal's `MFA Status` column is one).
@@ -144,7 +154,9 @@ pub const REPORT_STATE_COLUMN: &str = "per_user_mfa_state";
 
 /// Reads the rows. Any problem here is an input error (exit 2), before anything is sent.
 /// A directory source has no rows until it is listed ([`list_directory`]).
-pub(super) fn load(source: &Source) -> anyhow::Result<Loaded> {
+/// `stream`: a run that may stream a big spreadsheet (a dry-run: nothing to confirm).
+pub(super) fn load(source: &Source, stream: bool) -> anyhow::Result<Loaded> {
+    let mut streamed = None;
     let (info, items, excluded) = match source {
         Source::Spreadsheet {
             file,
@@ -152,25 +164,30 @@ pub(super) fn load(source: &Source) -> anyhow::Result<Loaded> {
             exclude,
             target,
         } => {
-            let mut input = input::read_input(file, read, exclude.as_deref())?;
-            // Shown before anything is sent, so the admin can stop and fix the file.
-            for w in &input.warnings {
-                eprintln!("warning: {w}");
-            }
-            // A file `report` wrote: its state column says what each user had, which must not
-            // become each row's target (every row gets --state).
-            if input.info.state_column.as_deref() == Some(REPORT_STATE_COLUMN) {
-                input.info.state_column = None;
-                for r in &mut input.rows {
-                    r.state = None;
+            let excluded = match exclude {
+                Some(p) => {
+                    let (keys, warnings) = input::read_exclusion_list(p, &ReadOptions::default())?;
+                    warn(&warnings);
+                    keys
+                }
+                None => HashSet::new(),
+            };
+            let mut rows = Rows::open(file, read, excluded.clone(), target)?;
+            let mut items = Vec::new();
+            while let Some(it) = rows.next_item()? {
+                if streamed.is_none() {
+                    items.push(it);
+                    if stream && items.len() > STREAM_ABOVE {
+                        items = Vec::new();
+                        streamed = Some(0);
+                    }
                 }
             }
-            let items = input
-                .rows
-                .into_iter()
-                .map(|r| Item::new(r, target))
-                .collect();
-            (input.info, items, input.excluded)
+            if streamed.is_some() {
+                streamed = Some(rows.count);
+            }
+            let info = rows.finish()?;
+            (info, items, excluded)
         }
         Source::Directory { users, exclude, .. } => {
             let excluded = match exclude {
@@ -197,7 +214,116 @@ pub(super) fn load(source: &Source) -> anyhow::Result<Loaded> {
         items,
         excluded,
         sha256,
+        streamed,
     })
+}
+
+/// Shows warnings before anything is sent, so the admin can stop and fix the file.
+fn warn(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
+/// A spreadsheet's rows, read and marked one at a time (duplicates, exclusions), as items.
+struct Rows {
+    reader: input::Reader,
+    marker: input::Marker,
+    target: MfaState,
+    /// A file `report` wrote: its state column says what each user had, which must not
+    /// become each row's target (every row gets --state).
+    report_file: bool,
+    count: u64,
+}
+
+impl Rows {
+    fn open(
+        file: &Path,
+        read: &ReadOptions,
+        excluded: HashSet<String>,
+        target: &MfaState,
+    ) -> anyhow::Result<Rows> {
+        let reader = input::open(file, read)?;
+        let marker = input::Marker::for_source(excluded, &reader.info);
+        Ok(Rows {
+            report_file: reader.info.state_column.as_deref() == Some(REPORT_STATE_COLUMN),
+            reader,
+            marker,
+            target: target.clone(),
+            count: 0,
+        })
+    }
+
+    fn next_item(&mut self) -> anyhow::Result<Option<Item>> {
+        let Some(raw) = self.reader.next() else {
+            return Ok(None);
+        };
+        let mut row = self.marker.mark(raw?)?;
+        if self.report_file {
+            row.state = None;
+        }
+        self.count += 1;
+        Ok(Some(Item::new(row, &self.target)))
+    }
+
+    /// After the last row: an input without a user is an error; the reader's warnings shown.
+    fn finish(self) -> anyhow::Result<SourceInfo> {
+        let mut info = self.reader.info.clone();
+        self.marker.require_users(&info)?;
+        warn(&self.reader.warnings());
+        if self.report_file {
+            info.state_column = None;
+        }
+        Ok(info)
+    }
+}
+
+/// The rows of a big spreadsheet, read again after signing in, a chunk at a time: marked as
+/// the first reading did (the same duplicates, the same exclusions).
+pub(super) struct Stream {
+    rows: Rows,
+    file: PathBuf,
+}
+
+impl Stream {
+    pub fn open(source: &Source, excluded: &HashSet<String>) -> anyhow::Result<Stream> {
+        let Source::Spreadsheet {
+            file, read, target, ..
+        } = source
+        else {
+            anyhow::bail!("only a spreadsheet is streamed");
+        };
+        Ok(Stream {
+            rows: Rows::open(file, read, excluded.clone(), target)?,
+            file: file.clone(),
+        })
+    }
+
+    /// The next `n` rows (fewer at the end; none after it).
+    pub fn next_chunk(&mut self, n: usize) -> anyhow::Result<Vec<Item>> {
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            match self.rows.next_item()? {
+                Some(it) => out.push(it),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks the file is the one checked before anything was sent.
+    pub fn finish(self, sha256: &str) -> anyhow::Result<()> {
+        let now = report::sha256_file(&self.file)
+            .with_context(|| format!("could not read {}", self.file.display()))?;
+        if now != sha256 {
+            anyhow::bail!(
+                "{} changed while the run read it: the result file may not match the file as \
+                 it is now; run again on a file nobody is editing",
+                self.file.display()
+            );
+        }
+        Ok(())
+    }
 }
 
 /// How directory users are described in the summary.
@@ -462,6 +588,7 @@ pub(super) async fn resolve(
     items: &mut [Item],
     excluded: &HashSet<String>,
     graph: &Graph,
+    cache: &mut resolve::ResolveCache,
 ) -> anyhow::Result<(Strategy, HashMap<String, MfaState>, u64)> {
     let mut refs: Vec<UserRef> = Vec::new();
     let mut idx: Vec<usize> = Vec::new();
@@ -497,8 +624,14 @@ pub(super) async fn resolve(
         return Ok((Strategy::Lookup, HashMap::new(), 0));
     }
     let pb = progress::resolving(refs.len() as u64);
-    let resolution =
-        resolve::resolve_all(graph, &refs, &mut |n| pb.resolved(n), &mut |u| pb.listed(u)).await?;
+    let resolution = resolve::resolve_all(
+        graph,
+        &refs,
+        &mut |n| pb.resolved(n),
+        &mut |u| pb.listed(u),
+        cache,
+    )
+    .await?;
     pb.finish();
     let resolve::Resolution {
         found,

@@ -181,6 +181,21 @@ impl Summary {
         }
     }
 
+    /// Adds the counts of another part of the same run (a chunk of a streamed dry-run).
+    pub(super) fn absorb(&mut self, other: Summary) {
+        self.rows += other.rows;
+        for (k, n) in other.counts {
+            match self.counts.iter_mut().find(|(key, _)| *key == k) {
+                Some((_, m)) => *m += n,
+                None => self.counts.push((k, n)),
+            }
+        }
+        self.need_mfasetup.extend(other.need_mfasetup);
+        self.registration_unknown += other.registration_unknown;
+        self.registered_but_disabled += other.registered_but_disabled;
+        self.attention |= other.attention;
+    }
+
     pub fn exit_code(&self) -> ExitCode {
         if self.interrupted {
             ExitCode::Interrupted

@@ -34,5 +34,6 @@ mod sim_mfa;
 mod sim_throttle;
 mod sim_users;
 mod targets;
+mod targets_stream;
 mod tenant_report;
 mod truths;
