@@ -20,7 +20,7 @@ mod job;
 mod journal;
 mod plan;
 pub(crate) mod progress;
-mod reads;
+pub(crate) mod reads;
 mod row;
 mod source;
 mod summary;

@@ -43,66 +43,77 @@ impl Reads {
         if let Some(g) = &self.group {
             out.push(format!("Group {g}: its users, nested groups followed."));
         }
-        if !self.other_members.is_empty() {
-            let names: Vec<String> = self
-                .other_members
-                .iter()
-                .take(10)
-                .map(|m| format!("{} ({})", m.display_name, m.kind))
-                .collect();
-            let more = self.other_members.len().saturating_sub(names.len());
-            out.push(format!(
-                "{} {} of the group {} not {}, left out: {}{}.",
-                self.other_members.len(),
-                if self.other_members.len() == 1 {
-                    "member"
-                } else {
-                    "members"
-                },
-                if self.other_members.len() == 1 {
-                    "is"
-                } else {
-                    "are"
-                },
-                if self.other_members.len() == 1 {
-                    "a user"
-                } else {
-                    "users"
-                },
-                names.join(", "),
-                if more > 0 {
-                    format!(" and {more} more")
-                } else {
-                    String::new()
-                }
-            ));
-        }
+        out.extend(other_members_note(&self.other_members));
         if self.from_list > 0 {
-            out.push(format!(
-                "Per-user MFA state of {} {} read from the user list ({} {} of up to 999 users).",
-                self.from_list,
-                if self.from_list == 1 { "user" } else { "users" },
-                self.pages,
-                if self.pages == 1 { "page" } else { "pages" }
-            ));
+            out.push(from_list_note(Some(self.from_list), self.pages));
         }
         if self.list_lacked > 0 {
-            out.push(format!(
-                "Graph's user list did not answer perUserMfaState for {} {}: read one by one \
-                 with the documented per-user GET instead.",
-                self.list_lacked,
-                if self.list_lacked == 1 {
-                    "user"
-                } else {
-                    "users"
-                }
-            ));
+            out.push(list_lacked_note(self.list_lacked));
         } else if self.per_user > 0 && per_user_asked {
-            out.push(format!(
-                "Per-user MFA state read one by one ({} GETs, --per-user-reads).",
-                self.per_user
-            ));
+            out.push(per_user_note(self.per_user));
         }
         out
     }
+}
+
+fn users(n: u64) -> &'static str {
+    if n == 1 {
+        "user"
+    } else {
+        "users"
+    }
+}
+
+/// "2 members of the group are not users, left out: …" (none when all are users).
+pub(crate) fn other_members_note(others: &[OtherMember]) -> Option<String> {
+    if others.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = others
+        .iter()
+        .take(10)
+        .map(|m| format!("{} ({})", m.display_name, m.kind))
+        .collect();
+    let more = others.len() - names.len();
+    Some(format!(
+        "{} {}, left out: {}{}.",
+        others.len(),
+        if others.len() == 1 {
+            "member of the group is not a user"
+        } else {
+            "members of the group are not users"
+        },
+        names.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    ))
+}
+
+/// How many users' state came from the user list, and in how many pages.
+pub(crate) fn from_list_note(users_read: Option<u64>, pages: u64) -> String {
+    let who = match users_read {
+        Some(n) => format!(" of {n} {}", users(n)),
+        None => String::new(),
+    };
+    format!(
+        "Per-user MFA state{who} read from the user list ({pages} {} of up to 999 users).",
+        if pages == 1 { "page" } else { "pages" }
+    )
+}
+
+/// The fallback when a list answer lacked `perUserMfaState`.
+pub(crate) fn list_lacked_note(n: u64) -> String {
+    format!(
+        "Graph's user list did not answer perUserMfaState for {n} {}: read one by one with the \
+         documented per-user GET instead.",
+        users(n)
+    )
+}
+
+/// States read one by one because the admin asked.
+pub(crate) fn per_user_note(n: u64) -> String {
+    format!("Per-user MFA state read one by one ({n} GETs, --per-user-reads).")
 }

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 
-use crate::engine::{interrupt, progress, UsageError};
+use crate::engine::{interrupt, progress, reads, UsageError};
 use crate::exit::ExitCode;
 use crate::graph::{
     self, Access, Graph, GraphError, Identity, ListedUser, Registration, Registrations,
@@ -271,32 +271,12 @@ async fn users_to_list(
                 .await
                 .map_err(GraphError::Call)
                 .with_context(|| format!("could not read the members of group \"{name}\""))?;
-            let others: Vec<String> = others
-                .iter()
-                .filter(|m| m.kind != "group")
-                .map(|m| format!("{} ({})", m.display_name, m.kind))
-                .collect();
+            let others: Vec<_> = others.into_iter().filter(|m| m.kind != "group").collect();
             sum.read.notes.push(format!(
                 "Group {} ({}): its users, nested groups followed.",
                 g.display_name, g.id
             ));
-            if !others.is_empty() {
-                sum.read.notes.push(format!(
-                    "{} {} of the group {}, left out: {}.",
-                    others.len(),
-                    if others.len() == 1 {
-                        "member"
-                    } else {
-                        "members"
-                    },
-                    if others.len() == 1 {
-                        "is not a user"
-                    } else {
-                        "are not users"
-                    },
-                    others.join(", ")
-                ));
-            }
+            sum.read.notes.extend(reads::other_members_note(&others));
             UserSet::GroupMembers { group_id: g.id }
         }
     })
@@ -455,31 +435,17 @@ async fn stream_users(
         ));
     }
     if sum.read.state_per_user > 0 && !s.per_user_reads {
-        sum.read.notes.push(format!(
-            "Graph's user list did not answer perUserMfaState for {} {}: read one by one with \
-             the documented per-user GET instead.",
-            sum.read.state_per_user,
-            if sum.read.state_per_user == 1 {
-                "user"
-            } else {
-                "users"
-            }
-        ));
+        sum.read
+            .notes
+            .push(reads::list_lacked_note(sum.read.state_per_user));
     } else if sum.read.state_from_list > 0 {
-        sum.read.notes.push(format!(
-            "Per-user MFA state read from the user list ({} {} of up to 999 users).",
-            sum.read.user_pages,
-            if sum.read.user_pages == 1 {
-                "page"
-            } else {
-                "pages"
-            }
-        ));
+        sum.read
+            .notes
+            .push(reads::from_list_note(None, sum.read.user_pages));
     } else if s.per_user_reads {
-        sum.read.notes.push(format!(
-            "Per-user MFA state read one by one ({} GETs, --per-user-reads).",
-            sum.read.state_per_user
-        ));
+        sum.read
+            .notes
+            .push(reads::per_user_note(sum.read.state_per_user));
     }
     Ok(())
 }
