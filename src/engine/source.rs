@@ -490,7 +490,7 @@ pub(super) async fn list_directory(
         },
     };
     let mut pages = graph.user_pages(&set);
-    let pb = progress::bar(0, "listing users");
+    let pb = progress::pages("listing");
     let mut first_row_of_user: HashMap<String, u64> = HashMap::new();
     loop {
         let page = match pages.next_page().await {
@@ -503,9 +503,6 @@ pub(super) async fn list_directory(
                 })
             }
         };
-        if let Some(n) = pages.total {
-            pb.set_length(n);
-        }
         for ListedUser { user, state } in page {
             let input = InputRow {
                 row: items.len() as u64 + 1,
@@ -521,9 +518,9 @@ pub(super) async fn list_directory(
             settle_user(&mut it, Arc::new(user), excluded, &mut first_row_of_user);
             items.push(it);
         }
-        pb.set_position(pages.users);
+        pb.listed(pages.users);
     }
-    pb.finish_and_clear();
+    pb.finish();
     listed.pages = pages.pages;
     Ok(listed)
 }

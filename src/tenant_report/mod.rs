@@ -187,8 +187,8 @@ async fn run_async(
         ..ReportSummary::default()
     };
 
-    // The tenant's size sets the pace (and the progress bar of a whole-tenant report).
-    let tenant_users = graph.count_users().await.ok();
+    // The tenant's size sets the pace (a failed count keeps the smallest budget).
+    let _ = graph.count_users().await;
     let set = users_to_list(&graph, &s, &mut sum).await?;
     // The file is taken before the long reads, so its name cannot be lost to another file.
     let (path, mut writer) = match &output {
@@ -196,17 +196,7 @@ async fn run_async(
         None => create_default(started)?,
     };
     let reg = registration_source(&graph, &s, &mut sum.read).await;
-    let result = stream_users(
-        &graph,
-        &s,
-        &set,
-        &reg,
-        tenant_users,
-        &mut writer,
-        &mut sum,
-        &interrupted,
-    )
-    .await;
+    let result = stream_users(&graph, &s, &set, &reg, &mut writer, &mut sum, &interrupted).await;
     sum.interrupted = interrupted.is_set();
     if let Err(e) = result {
         // Keep what was written (a CSV holds every page so far) and say where it is.
@@ -291,15 +281,15 @@ async fn registration_source(graph: &Graph, s: &ReportSettings, read: &mut HowRe
         return RegSource::PerUser;
     }
     let only_registered = s.only == Some(Only::RegisteredButDisabled);
-    let pb = progress::bar(0, "report");
+    let pb = progress::pages("report");
     let mut pages = 0;
     let got = graph
         .registration_report(only_registered, &mut |p, rows| {
             pages = p;
-            pb.set_position(rows);
+            pb.listed(rows);
         })
         .await;
-    pb.finish_and_clear();
+    pb.finish();
     read.report_pages = pages;
     match got {
         Ok(map) => {
@@ -350,16 +340,12 @@ async fn stream_users(
     s: &ReportSettings,
     set: &UserSet,
     reg: &RegSource,
-    tenant_users: Option<u64>,
     writer: &mut ReportWriter,
     sum: &mut ReportSummary,
     interrupted: &interrupt::Interrupted,
 ) -> anyhow::Result<()> {
     let mut pages = graph.user_pages(set);
-    let pb = progress::bar(0, "users");
-    if let (UserSet::Tenant { filter: None }, Some(n)) = (set, tenant_users) {
-        pb.set_length(n);
-    }
+    let pb = progress::pages("users");
     let mut not_in_report = 0u64;
     loop {
         if interrupted.is_set() {
@@ -378,9 +364,6 @@ async fn stream_users(
                 })
             }
         };
-        if let Some(n) = pages.total {
-            pb.set_length(n);
-        }
         let mut rows: Vec<ReportRow> = page
             .into_iter()
             .filter(|l| s.user_type.keeps(l.user.user_type.as_deref()))
@@ -419,9 +402,9 @@ async fn stream_users(
             }
         }
         writer.flush()?;
-        pb.set_position(pages.users);
+        pb.listed(pages.users);
     }
-    pb.finish_and_clear();
+    pb.finish();
     sum.read.user_pages = pages.pages;
     if not_in_report > 0 {
         sum.read.notes.push(format!(
