@@ -1,7 +1,9 @@
 //! `mfa-bulk check`: sign in, show who we are and which permissions are present or missing for
 //! a dry-run and for an apply, and prove the token works with one harmless read. Changes
-//! nothing. Exit 0 if an apply would be allowed, 3 if not (sign-in failed or a permission is
-//! missing), 2 for a configuration error.
+//! nothing. Exit 0 if an apply would be allowed, 3 if not (sign-in failed, Graph rejects the
+//! token, or a permission is missing), 2 for a configuration error. A token Graph rejects is
+//! reported as a sign-in failure only: nothing it claims (who, which permissions) is shown as
+//! if it held.
 
 use serde::Serialize;
 
@@ -66,22 +68,18 @@ async fn run_async(
     };
     let graph = match connected {
         Ok(g) => g,
-        Err(e) => {
-            let code = e.exit_code();
-            if json {
-                let v = serde_json::json!({
-                    "signed_in": false,
-                    "error": e.to_string(),
-                    "kind": match e { GraphError::Config(_) => "config", _ => "auth" },
-                });
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                eprintln!("error: {e}");
-            }
-            return Ok(code);
-        }
+        Err(e) => return failed(&e, json),
     };
     let report = build(&graph, simulator).await;
+    if let Some(e) = graph.token_rejected() {
+        // The probe's 401 (after one renewal where the credential can renew): the token
+        // does not work, whatever its claims say.
+        let e = GraphError::Auth(format!(
+            "Microsoft Graph rejected the token ({e}); get a new token (or check the \
+             credential) and run check again"
+        ));
+        return failed(&e, json);
+    }
     let code = if report.apply.allowed && report.probe.ok {
         ExitCode::Success
     } else {
@@ -93,6 +91,21 @@ async fn run_async(
         print!("{}", text(&report));
     }
     Ok(code)
+}
+
+/// Sign-in failed (or Graph rejected the token): the error alone.
+fn failed(e: &GraphError, json: bool) -> anyhow::Result<ExitCode> {
+    if json {
+        let v = serde_json::json!({
+            "signed_in": false,
+            "error": e.to_string(),
+            "kind": match e { GraphError::Config(_) => "config", _ => "auth" },
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        eprintln!("error: {e}");
+    }
+    Ok(e.exit_code())
 }
 
 async fn build(graph: &Graph, simulator: bool) -> Report {

@@ -293,7 +293,7 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = TargetState::Enabled)]
     pub state: TargetState,
 
-    /// Result file (.csv, or .xlsx). Default: <input name>-<command>-<YYYYMMDD-HHMMSS>.csv in the
+    /// Result file (.csv, or .xlsx). Default: <input name>-<command>-<YYYYMMDD-HHMMSS-mmm>.csv in the
     /// current directory.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -353,7 +353,7 @@ pub struct RevertArgs {
     #[command(flatten)]
     pub graph: GraphArgs,
 
-    /// Result file of the revert. Default: <result name>-revert-<YYYYMMDD-HHMMSS>.csv in the
+    /// Result file of the revert. Default: <result name>-revert-<YYYYMMDD-HHMMSS-mmm>.csv in the
     /// current directory.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,

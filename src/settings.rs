@@ -105,6 +105,20 @@ impl GraphTarget {
         matches!(self, GraphTarget::Simulator { .. })
     }
 
+    /// An admin's sign-in also asks to read group members (`--group`).
+    pub fn with_group_scope(mut self, group: bool) -> GraphTarget {
+        if let GraphTarget::Tenant(GraphConfig {
+            credential: Credential::Admin(a),
+            ..
+        }) = &mut self
+        {
+            if group && !a.scopes.iter().any(|s| s == "GroupMember.Read.All") {
+                a.scopes.push("GroupMember.Read.All".into());
+            }
+        }
+        self
+    }
+
     /// An admin's sign-in asks for what the command needs: changing per-user MFA (`write`) or
     /// only reading it, and the registration report (`registration`). Other sign-ins are
     /// unchanged (an app has what it was granted).
@@ -293,7 +307,8 @@ pub fn run_settings(
     yes: bool,
 ) -> Result<(RunSettings, GraphTarget), GraphError> {
     let target = GraphTarget::from_args(&args.graph)?
-        .with_scopes(!matches!(rule, Rule::DryRun), args.registration);
+        .with_scopes(!matches!(rule, Rule::DryRun), args.registration)
+        .with_group_scope(args.input.group.is_some());
     let state: MfaState = args.state.into();
     let mut recorded = serde_json::json!({
         "state": state.as_str(),
@@ -354,8 +369,19 @@ pub fn run_settings(
         json: args.json,
         per_user_reads: args.per_user_reads,
         recorded_options: recorded,
+        also_read: sim_seed(&target),
     };
     Ok((settings, target))
+}
+
+/// The simulator's seed file, which a run must never write over.
+fn sim_seed(target: &GraphTarget) -> Vec<(String, PathBuf)> {
+    match target {
+        GraphTarget::Simulator {
+            tenant: Some(p), ..
+        } => vec![("--sim-tenant file".to_string(), p.clone())],
+        _ => Vec::new(),
+    }
 }
 
 /// `apply`'s settings.
@@ -395,6 +421,7 @@ pub fn revert_settings(args: RevertArgs) -> Result<(RunSettings, GraphTarget), G
         json: args.json,
         per_user_reads: false,
         recorded_options: recorded,
+        also_read: sim_seed(&target),
     };
     Ok((settings, target))
 }
@@ -404,7 +431,9 @@ pub fn report_settings(
     args: ReportArgs,
 ) -> Result<(crate::tenant_report::ReportSettings, GraphTarget), GraphError> {
     use crate::tenant_report::{Only, ReportSettings, ReportUsers, UserType};
-    let target = GraphTarget::from_args(&args.graph)?;
+    let target = GraphTarget::from_args(&args.graph)?
+        .with_scopes(false, true)
+        .with_group_scope(args.group.is_some());
     let only = args.only.map(|o| match o {
         ReportOnly::RegisteredButDisabled => Only::RegisteredButDisabled,
         ReportOnly::Disabled => Only::State(MfaState::Disabled),
@@ -443,6 +472,7 @@ pub fn report_settings(
         report_rate: args.report_rate,
         json: args.json,
         recorded_options: recorded,
+        also_read: sim_seed(&target),
     };
     Ok((settings, target))
 }

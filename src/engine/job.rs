@@ -78,6 +78,9 @@ pub struct RunSettings {
     pub per_user_reads: bool,
     /// The options as the run record lists them (secrets are dropped there too).
     pub recorded_options: serde_json::Value,
+    /// Other files the run reads (e.g. the simulator's seed, `--sim-tenant`), by what they
+    /// are: never written over.
+    pub also_read: Vec<(String, PathBuf)>,
 }
 
 /// A usage error found by the engine (exit 2; nothing sent to Graph).
@@ -105,6 +108,22 @@ fn refuse_existing(path: &Path, force: bool, flag: &str) -> anyhow::Result<()> {
         bail!(UsageError(format!(
             "{} already exists: pass --force to overwrite it, or choose another name with {flag}",
             path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a path whose folder does not exist (or is not a folder).
+fn refuse_missing_folder(path: &Path, flag: &str) -> anyhow::Result<()> {
+    let folder = match path.parent() {
+        Some(f) if !f.as_os_str().is_empty() => f,
+        _ => return Ok(()),
+    };
+    if !folder.is_dir() {
+        bail!(UsageError(format!(
+            "{flag} {}: the folder {} does not exist; create it or choose another place",
+            path.display(),
+            folder.display()
         )));
     }
     Ok(())
@@ -227,6 +246,12 @@ impl Job {
         if let Some(list) = notify {
             refuse_existing(list, s.force, "--notify-list")?;
         }
+        // A folder that is not there is said now, not after users were changed.
+        for (flag, path) in [("-o", output.as_deref()), ("--notify-list", notify)] {
+            if let Some(p) = path.filter(|p| !report::is_stdout(p)) {
+                refuse_missing_folder(p, flag)?;
+            }
+        }
         // Nothing the run writes may replace a file it reads, even with --force.
         let record = output.as_deref().and_then(report::run_record_path);
         let mut outputs: Vec<(&str, &Path)> = Vec::new();
@@ -248,6 +273,9 @@ impl Job {
         }
         if let Some(p) = apply.and_then(|a| a.plan.as_deref()) {
             inputs.push(("--plan file", p));
+        }
+        for (what, p) in &s.also_read {
+            inputs.push((what.as_str(), p));
         }
         report::refuse_clobbering_inputs(&outputs, &inputs)?;
         Ok(Job {
@@ -332,44 +360,58 @@ impl Job {
         let identity = graph.identity();
         let interrupted = interrupt::watch(graph.clone());
         let mut journal = None;
-        match self
+        let result = match self
             .work(&graph, &identity, &interrupted, &mut journal)
             .await
         {
-            Ok(Some(code)) => Ok(code),
+            Ok(Some(code)) => return Ok(code),
             Ok(None) => self.finish(&graph, journal, interrupted.is_set(), &identity),
-            Err(e) if e.is::<UsageError>() && graph.stats().writes == 0 => Err(e),
-            Err(e) if e.chain().any(|c| c.is::<crate::graph::GraphError>()) => Err(e),
-            Err(e) => {
-                let stats = graph.stats();
-                let done = self
-                    .items
-                    .iter()
-                    .filter(|it| it.result.outcome == Outcome::Changed)
-                    .count();
-                let mut message = format!("{e:#}");
-                if stats.writes > 0 {
-                    message.push_str(&format!(
-                        "\n{} {} sent to Graph before this error ({done} confirmed changed); the \
-                         journal in .mfa-bulk/ keeps who: rerun the same command to continue \
-                         (each user is read again, nobody is written twice).",
-                        stats.writes,
-                        if stats.writes == 1 {
-                            "write was"
-                        } else {
-                            "writes were"
-                        },
-                    ));
-                } else {
-                    message.push_str("\nNo user was changed.");
-                }
-                Err(StoppedAfterSending {
-                    message,
-                    interrupted: interrupted.is_set(),
-                }
-                .into())
-            }
+            Err(e) => Err(e),
+        };
+        result.map_err(|e| self.stopped(e, &graph, &interrupted))
+    }
+
+    /// An error after signing in: a refusal before any write and a Graph error keep their own
+    /// kind (and exit code); anything else says what was sent and how to continue, and never
+    /// exits 2 ("nothing was sent").
+    fn stopped(
+        &self,
+        e: anyhow::Error,
+        graph: &Graph,
+        interrupted: &interrupt::Interrupted,
+    ) -> anyhow::Error {
+        let stats = graph.stats();
+        if (e.is::<UsageError>() && stats.writes == 0)
+            || e.chain().any(|c| c.is::<crate::graph::GraphError>())
+        {
+            return e;
         }
+        let done = self
+            .items
+            .iter()
+            .filter(|it| it.result.outcome == Outcome::Changed)
+            .count();
+        let mut message = format!("{e:#}");
+        if stats.writes > 0 {
+            message.push_str(&format!(
+                "\n{} {} sent to Graph before this error ({done} confirmed changed); the \
+                 journal in .mfa-bulk/ keeps who: rerun the same command to continue (each user \
+                 is read again, nobody is written twice).",
+                stats.writes,
+                if stats.writes == 1 {
+                    "write was"
+                } else {
+                    "writes were"
+                },
+            ));
+        } else {
+            message.push_str("\nNo user was changed.");
+        }
+        StoppedAfterSending {
+            message,
+            interrupted: interrupted.is_set(),
+        }
+        .into()
     }
 
     /// Everything between signing in and the tail. `Some(code)` ends the run there (the admin
@@ -537,7 +579,7 @@ impl Job {
     /// The one tail of every run: rows nothing settled, the result file, the notify list, the
     /// run record, the journal, the summary.
     fn finish(
-        mut self,
+        &mut self,
         graph: &Graph,
         journal: Option<(report::Journal, JournalKey)>,
         interrupted: bool,
@@ -577,7 +619,13 @@ impl Job {
         {
             report::write_notify_list(path, &summary.need_mfasetup, self.s.force)?;
         }
-        let code = summary.exit_code();
+        // Graph rejected the token mid-run: a sign-in problem (exit 3), whatever the rows say.
+        let rejected = graph.token_rejected();
+        let code = if rejected.is_some() {
+            ExitCode::AuthOrPermission
+        } else {
+            summary.exit_code()
+        };
         let record = self.run_record(identity, &summary, code, &output);
         let record_path =
             report::create_run_record(&output, &record, self.s.force || self.continuing)?;
@@ -589,7 +637,7 @@ impl Job {
             .iter()
             .filter(|it| it.result.outcome == Outcome::Failed)
             .count();
-        let keep_journal = interrupted || failed > 0;
+        let keep_journal = interrupted || failed > 0 || rejected.is_some();
         if let Some((j, key)) = journal {
             if !keep_journal {
                 journal::close_journal(j, &key)?;
@@ -602,7 +650,13 @@ impl Job {
             record_path.as_deref(),
             self.s.json,
         )?;
-        if failed > 0 && self.s.rule.writes() && !interrupted {
+        if let Some(e) = &rejected {
+            eprintln!(
+                "error: sign-in stopped working during the run: {e}. Nothing more was sent. \
+                 Check the credential (a revoked secret, an expired or revoked token, a disabled \
+                 app), then rerun the same command to continue."
+            );
+        } else if failed > 0 && self.s.rule.writes() && !interrupted {
             eprintln!(
                 "{failed} {} failed: rerun the same command to try again; it continues into \
                  {} (every row kept, changed users with their state before).",

@@ -94,7 +94,7 @@ fn still_named(file: &std::fs::File, path: &Path) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        match (file.metadata(), std::fs::metadata(path)) {
+        match (file.metadata(), std::fs::symlink_metadata(path)) {
             (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
             _ => false,
         }
@@ -114,6 +114,16 @@ pub(super) fn lock(kind: &str, input_sha256: &str, input: &Path) -> anyhow::Resu
     for _ in 0..10 {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("could not create {} for the journal", dir.display()))?;
+        // Never through a link: not the folder, not the lock file.
+        for p in [&dir, &path] {
+            if std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()) {
+                anyhow::bail!(super::job::UsageError(format!(
+                    "{} is a symbolic link: mfa-bulk keeps its journal and lock only in a real \
+                     folder here; remove the link and run again",
+                    p.display()
+                )));
+            }
+        }
         let mut file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)

@@ -109,7 +109,8 @@ impl Item {
         self.result.request_id = e.request_id.clone();
         let outcome = match e.kind {
             ErrorKind::NotFound => Outcome::NotFound,
-            ErrorKind::Cancelled => Outcome::Skipped,
+            // Not sent (Ctrl-C, or Graph rejected the token): nothing is known, nothing failed.
+            _ if e.not_sent() => Outcome::Skipped,
             _ => Outcome::Failed,
         };
         self.finish(outcome, Some(format!("{what} failed: {e}")));

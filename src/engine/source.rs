@@ -409,13 +409,13 @@ fn earlier_items(file: &Path) -> anyhow::Result<Vec<Item>> {
 }
 
 /// Gives a row its user, or ends it as excluded (any address of the user in the exclusion
-/// list) or as a duplicate of an earlier row.
+/// list) or as a duplicate of an earlier row (then the row it repeats is returned).
 fn settle_user(
     it: &mut Item,
     u: Arc<User>,
     excluded: &HashSet<String>,
     first_row_of_user: &mut HashMap<String, u64>,
-) {
+) -> Option<u64> {
     let is_excluded = resolve::addresses(&u).any(|a| excluded.contains(&a));
     let first = first_row_of_user.get(&u.id).copied();
     it.user = Some(u.clone());
@@ -437,9 +437,11 @@ fn settle_user(
                 u.user_principal_name
             )),
         );
+        return Some(first);
     } else {
         first_row_of_user.insert(u.id.clone(), it.input.row);
     }
+    None
 }
 
 /// What listing the directory found besides the rows, for the summary.
@@ -515,7 +517,7 @@ pub(super) async fn list_directory(
                 listed.with_state += 1;
                 it.result.state_before = state;
             }
-            settle_user(&mut it, Arc::new(user), excluded, &mut first_row_of_user);
+            let _ = settle_user(&mut it, Arc::new(user), excluded, &mut first_row_of_user);
             items.push(it);
         }
         pb.listed(pages.users);
@@ -589,6 +591,8 @@ pub(super) async fn resolve(
 ) -> anyhow::Result<(Strategy, HashMap<String, MfaState>, u64)> {
     let mut refs: Vec<UserRef> = Vec::new();
     let mut idx: Vec<usize> = Vec::new();
+    // (duplicate row's index, the row number it repeats)
+    let mut dups: Vec<(usize, u64)> = Vec::new();
     for (i, it) in items.iter_mut().enumerate() {
         if it.done || it.user.is_some() {
             continue;
@@ -604,9 +608,11 @@ pub(super) async fn resolve(
                 it.finish(Outcome::Invalid, Some(reason));
             }
             RowStatus::Duplicate { first_row, .. } => {
+                let first_row = *first_row;
                 let msg = format!("same user as row {first_row}: handled there");
                 it.result.target_state = None;
                 it.finish(Outcome::Duplicate, Some(msg));
+                dups.push((i, first_row));
             }
             RowStatus::Excluded { .. } => {
                 it.result.target_state = None;
@@ -618,6 +624,7 @@ pub(super) async fn resolve(
         }
     }
     if refs.is_empty() {
+        refuse_conflicting_duplicates(items, &dups);
         return Ok((Strategy::Lookup, HashMap::new(), 0));
     }
     let pb = progress::resolving(refs.len() as u64);
@@ -641,7 +648,11 @@ pub(super) async fn resolve(
     for (k, res) in found.into_iter().enumerate() {
         let it = &mut items[idx[k]];
         match res {
-            Resolved::User(u) => settle_user(it, u, excluded, &mut first_row_of_user),
+            Resolved::User(u) => {
+                if let Some(first) = settle_user(it, u, excluded, &mut first_row_of_user) {
+                    dups.push((idx[k], first));
+                }
+            }
             Resolved::NotFound => it.finish_static(
                 Outcome::NotFound,
                 "no user has this UPN, object id, mail or proxy address in the tenant: \
@@ -660,7 +671,7 @@ pub(super) async fn resolve(
             }
             Resolved::Failed(e) => {
                 it.result.request_id = e.request_id.clone();
-                let outcome = if e.kind == ErrorKind::Cancelled {
+                let outcome = if e.not_sent() {
                     Outcome::Skipped
                 } else {
                     Outcome::Failed
@@ -669,5 +680,36 @@ pub(super) async fn resolve(
             }
         }
     }
+    refuse_conflicting_duplicates(items, &dups);
     Ok((strategy, states, pages))
+}
+
+/// Rows for one user that ask for different states (one says Disabled, another Enforced):
+/// nothing is guessed, the user is left alone and both rows say why.
+fn refuse_conflicting_duplicates(items: &mut [Item], dups: &[(usize, u64)]) {
+    let index_of_row: HashMap<u64, usize> = items
+        .iter()
+        .enumerate()
+        .map(|(i, it)| (it.input.row, i))
+        .collect();
+    for &(dup, first_row) in dups {
+        let Some(&first) = index_of_row.get(&first_row) else {
+            continue;
+        };
+        let (a, b) = (items[first].target.clone(), items[dup].target.clone());
+        if a == b || items[first].user.is_none() {
+            continue;
+        }
+        let why = format!(
+            "rows {first_row} and {} ask for different states for this user ({a}, {b}): not \
+             touched; make the rows agree and run again",
+            items[dup].input.row
+        );
+        let it = &mut items[first];
+        if !it.done || it.result.outcome == Outcome::Skipped {
+            it.result.target_state = None;
+            it.finish(Outcome::Skipped, Some(why.clone()));
+        }
+        items[dup].finish(Outcome::Duplicate, Some(why));
+    }
 }

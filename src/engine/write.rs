@@ -184,6 +184,21 @@ async fn read_back(graph: Graph, changes: Vec<Change>) -> Event {
     let ids: Vec<String> = changes.iter().map(|c| c.user_id.clone()).collect();
     let mut reads: Vec<Option<Result<Reply<MfaState>, CallError>>> = vec![None; ids.len()];
     graph.get_states(&ids, |k, r| reads[k] = Some(r)).await;
+    // Stopped meanwhile (Ctrl-C): the read-backs not sent still get their one read, so a
+    // write whose answer was lost is checked, never left unknown or resent.
+    let missing: Vec<usize> = (0..reads.len())
+        .filter(|&k| match &reads[k] {
+            None => true,
+            Some(Err(e)) => e.kind == ErrorKind::Cancelled,
+            Some(Ok(_)) => false,
+        })
+        .collect();
+    if !missing.is_empty() && graph.is_stopped() {
+        let again: Vec<String> = missing.iter().map(|&k| ids[k].clone()).collect();
+        graph
+            .verify_states(&again, |j, r| reads[missing[j]] = Some(r))
+            .await;
+    }
     Event::Read(
         changes
             .into_iter()
@@ -341,6 +356,10 @@ pub(super) fn infer_registration(
 fn write_failed(it: &mut Item, e: CallError) {
     it.result.request_id = e.request_id.clone();
     let (outcome, why) = match e.kind {
+        _ if e.kind != ErrorKind::Cancelled && e.not_sent() => (
+            Outcome::Skipped,
+            format!("not written: {e}; sign in again, then rerun the same command to continue"),
+        ),
         ErrorKind::Cancelled => (
             Outcome::Skipped,
             "not written: the run was interrupted; rerun the same command to continue".to_string(),

@@ -108,6 +108,11 @@ struct State {
     account: Option<Account>,
     /// The saved sign-in was tried already (it is read once per run).
     cache_tried: bool,
+    /// The next token is fetched because Graph answered 401 (not because it expires).
+    after_401: bool,
+    /// The generation fetched after a 401: if Graph answers 401 to it too, renewing does
+    /// not help (the credential no longer gets a token Graph accepts).
+    renewed_after_401: Option<u64>,
 }
 
 pub struct Auth {
@@ -123,6 +128,9 @@ pub struct Auth {
     scope_delegated: String,
     method: Method,
     state: tokio::sync::Mutex<State>,
+    /// The newest token generation Graph answered with anything but 401: a renewal that
+    /// worked may be renewed again after a later revocation.
+    accepted: AtomicU64,
     pub fetched: AtomicU64,
 }
 
@@ -214,9 +222,12 @@ impl Auth {
             generation: 0,
             account: None,
             cache_tried: false,
+            after_401: false,
+            renewed_after_401: None,
         };
         let base = format!("{}/{}/oauth2/v2.0", cfg.login_url, cfg.tenant);
         Ok(Auth {
+            accepted: AtomicU64::new(0),
             http,
             token_url: format!("{base}/token"),
             device_url: format!("{base}/devicecode"),
@@ -287,6 +298,9 @@ impl Auth {
             st.refresh_token = refresh;
         }
         st.generation += 1;
+        if std::mem::take(&mut st.after_401) {
+            st.renewed_after_401 = Some(st.generation);
+        }
         Ok(Token {
             access,
             generation: st.generation,
@@ -313,15 +327,28 @@ impl Auth {
         Ok(())
     }
 
+    /// Graph answered a request sent with the token of `generation` (with anything but 401).
+    pub fn accepted(&self, generation: u64) {
+        self.accepted.fetch_max(generation, Ordering::Relaxed);
+    }
+
     /// A 401 with the token of `generation`: the next `token()` fetches a new one, unless
-    /// another task already did. Returns false if the token cannot be renewed.
+    /// another task already did. Returns false if renewing cannot help: a ready token, or a
+    /// token that was itself the renewal after a 401 (one renewal per run, not one per
+    /// request).
     pub async fn invalidate(&self, generation: u64) -> bool {
         if self.is_env_token() {
             return false;
         }
         let mut st = self.state.lock().await;
+        if st.renewed_after_401 == Some(generation)
+            && self.accepted.load(Ordering::Relaxed) < generation
+        {
+            return false;
+        }
         if st.generation == generation {
             st.refresh_at = Some(Instant::now());
+            st.after_401 = true;
         }
         true
     }

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::ops::{odata_string, parse_user, q, USER_SELECT};
 use super::pacer::Cost;
-use super::transport::{exec, Inner, Req};
+use super::transport::{exec, Inner, Mode, Req};
 use super::{CallError, ErrorKind, Graph};
 use crate::model::{MfaState, User};
 
@@ -88,7 +88,7 @@ impl UserPages {
         };
         let inner = &self.graph.inner;
         let resp = match inner
-            .call("beta", &req(path.clone(), self.eventual), false)
+            .call("beta", &req(path.clone(), self.eventual), false, Mode::RUN)
             .await
         {
             // Graph asks for an advanced query (`endsWith`, `ne`, `not`, lambdas…): send it
@@ -96,7 +96,9 @@ impl UserPages {
             Err(e) if self.first && !self.eventual && is_unsupported_query(&e) => {
                 self.eventual = true;
                 let path = format!("{path}&$count=true");
-                inner.call("beta", &req(path, true), false).await?
+                inner
+                    .call("beta", &req(path, true), false, Mode::RUN)
+                    .await?
             }
             other => other?,
         };
@@ -395,7 +397,7 @@ impl Graph {
             let path = format!("/groups/{}?$select=id,displayName", q(key));
             match self
                 .inner
-                .call("v1.0", &Req::get(path, Cost::GET_ONE), false)
+                .call("v1.0", &Req::get(path, Cost::GET_ONE), false, Mode::RUN)
                 .await
             {
                 Ok(r) => return Ok(group(&r.body).into_iter().collect()),
@@ -412,7 +414,12 @@ impl Graph {
         loop {
             let r = self
                 .inner
-                .call("v1.0", &Req::get(path, Cost::get_list(true)), false)
+                .call(
+                    "v1.0",
+                    &Req::get(path, Cost::get_list(true)),
+                    false,
+                    Mode::RUN,
+                )
                 .await?;
             out.extend(values(&r.body).iter().filter_map(group));
             match next_link(&self.inner, &r.body)? {
@@ -434,7 +441,12 @@ impl Graph {
             loop {
                 let r = self
                     .inner
-                    .call("v1.0", &Req::get(path, Cost::get_list(true)), false)
+                    .call(
+                        "v1.0",
+                        &Req::get(path, Cost::get_list(true)),
+                        false,
+                        Mode::RUN,
+                    )
                     .await?;
                 out.extend(values(&r.body).iter().map(|v| {
                     OtherMember {
@@ -460,7 +472,7 @@ impl Graph {
     /// above one would pass Graph's 5 in the first window (and a faster rate, for a
     /// time-scaled simulator, only makes the window shorter).
     pub fn set_report_rate(&self, per_10s: f64) {
-        self.inner.report_pacer.set_target(per_10s / 10.0, 1.0);
+        self.inner.report_pacer.set_rate(per_10s / 10.0, Some(1.0));
     }
 
     /// The whole registration report (or only the users registered for MFA), paged and paced
@@ -479,7 +491,12 @@ impl Graph {
         loop {
             let r = self
                 .inner
-                .call("beta", &Req::get(path, Cost::get_list(false)), true)
+                .call(
+                    "beta",
+                    &Req::get(path, Cost::get_list(false)),
+                    true,
+                    Mode::RUN,
+                )
                 .await
                 .map_err(|e| match e.kind {
                     ErrorKind::Forbidden
@@ -517,7 +534,7 @@ impl Graph {
                 )
             })
             .collect();
-        let (mut rx, _set) = exec(&self.inner, "v1.0", reqs);
+        let (mut rx, _set) = exec(&self.inner, "v1.0", reqs, Mode::RUN);
         while let Some((i, r)) = rx.recv().await {
             each(i, r.map(|resp| registration_from_methods(&resp.body)));
         }
@@ -537,6 +554,7 @@ impl Graph {
                     Cost::GET_ONE,
                 ),
                 false,
+                Mode::RUN,
             )
             .await;
         match sd {
@@ -548,7 +566,12 @@ impl Graph {
         loop {
             match self
                 .inner
-                .call("v1.0", &Req::get(path, Cost::get_list(false)), false)
+                .call(
+                    "v1.0",
+                    &Req::get(path, Cost::get_list(false)),
+                    false,
+                    Mode::RUN,
+                )
                 .await
             {
                 Ok(r) => {

@@ -10,12 +10,17 @@
 //!   splits into `$batch` requests of ≤ 20, runs them with bounded concurrency under the shared
 //!   pacer, retries throttled / transient items on their own, and never resends a write whose
 //!   answer was lost: that item comes back as [`ErrorKind::OutcomeUnknown`].
-//! - After [`Graph::stop_sending`], items not yet sent come back as [`ErrorKind::Cancelled`];
-//!   requests already in flight finish.
+//! - After [`Graph::stop_sending`], nothing new is sent: items not yet sent come back as
+//!   [`ErrorKind::Cancelled`] at once (every wait of the client ends), requests already in
+//!   flight finish. [`Graph::verify_states`] still reads (for writes whose answer was lost).
+//! - When Graph rejects the token (a 401 after one renewal, or at once for a ready token that
+//!   cannot be renewed) or no new token can be had, the run stops the same way and
+//!   [`Graph::token_rejected`] says why; items not sent because of it come back as
+//!   [`ErrorKind::Unauthorized`] with code [`TOKEN_REJECTED`] (see [`CallError::not_sent`]).
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +38,7 @@ mod ops;
 pub mod pacer;
 mod retry;
 pub mod roles;
+mod stop;
 pub mod token_cache;
 mod transport;
 
@@ -46,6 +52,10 @@ pub use ops::{user_path, USER_SELECT};
 
 pub use certificate::AppCertificate;
 pub use retry::{BACKOFF_CAP, BATCH_MAX, MAX_THROTTLED, MAX_TRIES};
+pub use stop::TOKEN_REJECTED;
+
+/// How long [`Graph::verify_states`] may wait for Graph's budget in all.
+pub const VERIFY_MAX_WAIT: Duration = Duration::from_secs(5);
 
 /// A secret (client secret, certificate password, access token). Never printed: `Debug` and
 /// `Display` show `[redacted]`.
@@ -248,6 +258,16 @@ impl fmt::Display for CallError {
 
 impl std::error::Error for CallError {}
 
+impl CallError {
+    /// The request was never sent, so nothing changed: the run stopped (Ctrl-C,
+    /// [`ErrorKind::Cancelled`]) or Graph had rejected the sign-in token (code
+    /// [`TOKEN_REJECTED`]; [`Graph::token_rejected`] has what Graph said).
+    pub fn not_sent(&self) -> bool {
+        self.kind == ErrorKind::Cancelled
+            || (self.kind == ErrorKind::Unauthorized && self.code == TOKEN_REJECTED)
+    }
+}
+
 /// Errors that stop the run.
 #[derive(Debug, thiserror::Error)]
 pub enum GraphError {
@@ -278,6 +298,13 @@ pub struct Stats {
     pub throttled: u64,
     pub retries: u64,
     pub tokens_fetched: u64,
+    /// Throttle waves the pacer acted on (one decrease each), writes and resource units.
+    pub throttle_waves: u64,
+    /// The write pace at the end, writes per second (below the configured one after Graph
+    /// throttled: what the run learned Graph allows).
+    pub write_pace: f64,
+    /// The write rate Graph was last measured to allow, if it ever throttled writes.
+    pub write_ceiling: Option<f64>,
 }
 
 impl GraphError {
@@ -562,7 +589,8 @@ impl Graph {
             auth,
             pacer,
             report_pacer: pacer::Bucket::new(0.45, 4.0),
-            stopped: AtomicBool::new(false),
+            report_gate: pacer::Gate::default(),
+            stop: Default::default(),
             counters: Default::default(),
             identity: std::sync::RwLock::new(identity),
             claims_known: known,
@@ -621,6 +649,11 @@ impl Graph {
         self.inner.pacer.ru.rate() * 10.0
     }
 
+    /// The write pace now, writes per second (after any throttling: what Graph allows).
+    pub fn write_rate(&self) -> f64 {
+        self.inner.pacer.writes.rate()
+    }
+
     /// Number of users in the tenant (`/users/$count`, ConsistencyLevel: eventual).
     pub async fn count_users(&self) -> Result<u64, CallError> {
         ops::count_users(&self.inner).await
@@ -643,6 +676,7 @@ impl Graph {
                 "v1.0",
                 &transport::Req::get("/users?$top=1&$select=id", pacer::Cost::get_list(true)),
                 false,
+                transport::Mode::RUN,
             )
             .await?;
         Ok(r.request_id)
@@ -662,7 +696,21 @@ impl Graph {
     where
         F: FnMut(usize, Result<Reply<MfaState>, CallError>) + Send,
     {
-        ops::get_states(&self.inner, user_ids, each).await
+        ops::get_states(&self.inner, user_ids, transport::Mode::RUN, each).await
+    }
+
+    /// Like [`Graph::get_states`], for the reads that must happen even after
+    /// [`Graph::stop_sending`]: a write whose answer was lost (`OutcomeUnknown`) gets its one
+    /// read. Sent even when the run is stopping; paced, but no wait (pacing, a closed gate,
+    /// `Retry-After`) goes past [`VERIFY_MAX_WAIT`] from the call, so it returns within that
+    /// plus one request's time. An item still throttled then comes back with its 429 error;
+    /// after a rejected token every item comes back not sent ([`CallError::not_sent`]).
+    pub async fn verify_states<F>(&self, user_ids: &[String], each: F)
+    where
+        F: FnMut(usize, Result<Reply<MfaState>, CallError>) + Send,
+    {
+        let mode = transport::Mode::verify(VERIFY_MAX_WAIT);
+        ops::get_states(&self.inner, user_ids, mode, each).await
     }
 
     /// Sets the per-user MFA state. A lost answer comes back as `OutcomeUnknown`.
@@ -684,9 +732,26 @@ impl Graph {
         Ok(())
     }
 
-    /// Stop sending: items not yet sent come back as `Cancelled`; in-flight requests finish.
+    /// Stop sending (Ctrl-C): nothing new is sent, every wait (pacing, a 429's
+    /// `Retry-After`, backoff) ends at once and items not yet sent come back as `Cancelled`;
+    /// in-flight requests finish. [`Graph::verify_states`] still reads.
     pub fn stop_sending(&self) {
-        self.inner.stopped.store(true, Ordering::SeqCst);
+        self.inner.stop.stop(stop::Reason::Interrupted);
+    }
+
+    /// Whether the run stopped sending (Ctrl-C, or a rejected token).
+    pub fn is_stopped(&self) -> bool {
+        self.inner.stop.is_stopped()
+    }
+
+    /// The sign-in failure that stopped the run, if any: Graph answered 401 after the token
+    /// was renewed once (or at once, for a ready token that cannot be renewed), or no new
+    /// token could be had. Nothing more is sent once this is set; the run should end with
+    /// exit 3 and rows not reached should say that sign-in stopped working (items that were
+    /// not sent because of it come back with [`CallError::not_sent`] true and a message
+    /// saying so).
+    pub fn token_rejected(&self) -> Option<CallError> {
+        self.inner.stop.token_rejected()
     }
 
     pub fn stats(&self) -> Stats {
@@ -700,6 +765,9 @@ impl Graph {
             throttled: g(&c.throttled),
             retries: g(&c.retries),
             tokens_fetched: g(&self.inner.auth.fetched),
+            throttle_waves: self.inner.pacer.ru.waves() + self.inner.pacer.writes.waves(),
+            write_pace: self.inner.pacer.writes.rate(),
+            write_ceiling: self.inner.pacer.writes.ceiling(),
         }
     }
 }

@@ -7,7 +7,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 
 use super::pacer::Cost;
-use super::transport::{exec, Inner, Req, Resp};
+use super::transport::{exec, Inner, Mode, Req, Resp};
 use super::{CallError, ErrorKind, Lookup};
 use crate::model::{MfaState, User, UserRef};
 
@@ -112,6 +112,7 @@ pub async fn count_users(inner: &Arc<Inner>) -> Result<u64, CallError> {
             "v1.0",
             &Req::get("/users/$count", Cost::GET_ONE).eventual(),
             false,
+            Mode::RUN,
         )
         .await?;
     let n = match &r.body {
@@ -147,7 +148,12 @@ pub async fn list_users(
     let mut path = format!("/users?$top=999&$select={USER_SELECT}");
     loop {
         let r = inner
-            .call("v1.0", &Req::get(path, Cost::get_list(true)), false)
+            .call(
+                "v1.0",
+                &Req::get(path, Cost::get_list(true)),
+                false,
+                Mode::RUN,
+            )
             .await?;
         out.extend(users_from(&r));
         progress(out.len() as u64);
@@ -172,7 +178,7 @@ where
             )
         })
         .collect();
-    let (mut rx, _set) = exec(inner, "v1.0", reqs);
+    let (mut rx, _set) = exec(inner, "v1.0", reqs, Mode::RUN);
     let mut by_address: Vec<usize> = Vec::new();
     while let Some((i, r)) = rx.recv().await {
         match (r, &keys[i]) {
@@ -222,7 +228,7 @@ where
             .eventual(),
         );
     }
-    let (mut rx, _set) = exec(inner, "v1.0", reqs);
+    let (mut rx, _set) = exec(inner, "v1.0", reqs, Mode::RUN);
     struct Acc {
         users: Vec<User>,
         err: Option<CallError>,
@@ -262,7 +268,7 @@ where
     }
 }
 
-pub async fn get_states<F>(inner: &Arc<Inner>, user_ids: &[String], mut each: F)
+pub async fn get_states<F>(inner: &Arc<Inner>, user_ids: &[String], mode: Mode, mut each: F)
 where
     F: FnMut(usize, Result<super::Reply<MfaState>, CallError>) + Send,
 {
@@ -270,7 +276,7 @@ where
         .iter()
         .map(|id| Req::get(requirements_path(id), Cost::GET_ONE))
         .collect();
-    let (mut rx, _set) = exec(inner, "beta", reqs);
+    let (mut rx, _set) = exec(inner, "beta", reqs, mode);
     while let Some((i, r)) = rx.recv().await {
         each(
             i,
@@ -298,7 +304,7 @@ where
             )
         })
         .collect();
-    let (mut rx, _set) = exec(inner, "beta", reqs);
+    let (mut rx, _set) = exec(inner, "beta", reqs, Mode::RUN);
     while let Some((i, r)) = rx.recv().await {
         each(
             i,
@@ -338,7 +344,12 @@ async fn from_report(
         let mut path = first;
         loop {
             let r = inner
-                .call("beta", &Req::get(path, Cost::get_list(false)), true)
+                .call(
+                    "beta",
+                    &Req::get(path, Cost::get_list(false)),
+                    true,
+                    Mode::RUN,
+                )
                 .await?;
             for row in r.body["value"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
                 if let (Some(id), Some(reg)) =
@@ -379,7 +390,7 @@ where
             )
         })
         .collect();
-    let (mut rx, _set) = exec(inner, "v1.0", reqs);
+    let (mut rx, _set) = exec(inner, "v1.0", reqs, Mode::RUN);
     while let Some((i, r)) = rx.recv().await {
         each(
             i,

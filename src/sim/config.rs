@@ -370,6 +370,52 @@ impl Default for Limits {
     }
 }
 
+/// The throttling limits in force while the simulator runs (`GET /_sim/limits`); same names
+/// as in [`Limits`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitsNow {
+    pub ru_per_10s: u64,
+    pub writes_per_150s: u64,
+    pub tenant_writes_per_300s: u64,
+    pub report_requests_per_10s: u64,
+}
+
+impl From<super::throttle::Limits> for LimitsNow {
+    fn from(l: super::throttle::Limits) -> LimitsNow {
+        LimitsNow {
+            ru_per_10s: l.ru,
+            writes_per_150s: l.writes,
+            tenant_writes_per_300s: l.tenant_writes,
+            report_requests_per_10s: l.reports,
+        }
+    }
+}
+
+/// A change of the limits at run time (`POST /_sim/limits`, [`super::SimHandle::set_limits`]):
+/// the fields given change, the others stay. Each at least 1.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsChange {
+    pub ru_per_10s: Option<u64>,
+    pub writes_per_150s: Option<u64>,
+    pub tenant_writes_per_300s: Option<u64>,
+    pub report_requests_per_10s: Option<u64>,
+}
+
+impl LimitsChange {
+    pub(super) fn apply(&self, l: &mut super::throttle::Limits) {
+        let set = |v: Option<u64>, into: &mut u64| {
+            if let Some(v) = v {
+                *into = v.max(1);
+            }
+        };
+        set(self.ru_per_10s, &mut l.ru);
+        set(self.writes_per_150s, &mut l.writes);
+        set(self.tenant_writes_per_300s, &mut l.tenant_writes);
+        set(self.report_requests_per_10s, &mut l.reports);
+    }
+}
+
 /// Injected faults. All rates are probabilities 0.0–1.0, drawn from the seeded RNG.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

@@ -6,7 +6,7 @@
 use super::groups::{parse_cast, Members};
 use super::query::{parse_query, Query};
 use super::state::{Ident, Sim, State};
-use super::throttle::{retry_after_value, Cost, Limits};
+use super::throttle::{limit_percentage, retry_after_value, Cost};
 use super::wire::{decode_segment, too_many, Ctx, GErr, Headers, Resp, Ver};
 use super::{faults, groups, methods, policies, requirements, users};
 
@@ -89,21 +89,28 @@ fn run(sim: &Sim, st: &mut State, ctx: &Ctx, ident: &Ident, item: &Item<'_>) -> 
             report: false,
         },
     };
-    let lim = Limits {
-        ru: u64::from(sim.ru_budget),
-        writes: u64::from(sim.cfg.limits.writes_per_150s),
-        reports: u64::from(sim.cfg.limits.report_requests_per_10s),
-        tenant_writes: u64::from(sim.cfg.limits.tenant_writes_per_300s),
-    };
+    let lim = st.limits;
     let now = sim.clock.now();
     st.counters.ru_spent += cost.ru;
-    if let Err(wait) = st.throttle.charge(&ident.client_id, now, cost, &lim) {
-        st.counters.throttled += 1;
-        return (
-            too_many(ctx, &retry_after_value(wait, sim.clock.scale())),
-            false,
-        );
-    }
+    let usage = match st.throttle.charge(&ident.client_id, now, cost, &lim) {
+        Ok(u) => u,
+        Err(t) => {
+            st.counters.throttled += 1;
+            let r = too_many(ctx, &retry_after_value(t.wait, sim.clock.scale()))
+                .with_header(
+                    "x-ms-throttle-scope",
+                    t.exceeded
+                        .scope(&ident.client_id, &sim.cfg.tenant.tenant_id),
+                )
+                .with_header("x-ms-throttle-information", t.exceeded.information())
+                .with_header(
+                    "x-ms-throttle-limit-percentage",
+                    limit_percentage(t.usage).unwrap_or_else(|| "1.00".into()),
+                )
+                .with_header("x-ms-resource-unit", cost.ru.to_string());
+            return (r, false);
+        }
+    };
     if cost.write {
         st.counters.writes += 1;
     }
@@ -111,10 +118,15 @@ fn run(sim: &Sim, st: &mut State, ctx: &Ctx, ident: &Ident, item: &Item<'_>) -> 
         Ok(x) => x,
         Err(e) => return (e.resp(ctx), false),
     };
-    match dispatch(sim, st, ctx, ident, item, route, &q) {
+    let (mut resp, wrote) = match dispatch(sim, st, ctx, ident, item, route, &q) {
         Ok(r) => r,
         Err(e) => (e.resp(ctx), false),
+    };
+    resp = resp.with_header("x-ms-resource-unit", cost.ru.to_string());
+    if let Some(p) = limit_percentage(usage) {
+        resp = resp.with_header("x-ms-throttle-limit-percentage", p);
     }
+    (resp, wrote)
 }
 
 fn dispatch(

@@ -5,6 +5,9 @@
 //! - `GET /_sim/log`: the request log ([`super::state::LogEntry`] list)
 //! - `GET /_sim/faults`, `POST /_sim/faults`: read / change the fault options (JSON object,
 //!   fields of [`FaultConfig`]; only the fields given change)
+//! - `GET /_sim/limits`, `POST /_sim/limits`: read / change the throttling limits in force
+//!   (JSON object with any of `ru_per_10s`, `writes_per_150s`, `tenant_writes_per_300s`,
+//!   `report_requests_per_10s`; the others stay)
 //! - `POST /_sim/revoke-tokens`: every token issued so far stops working
 //! - `POST /_sim/reset-counters`: counters and log back to zero
 //! - `POST /_sim/approve-device-code`: approve pending device codes (body `{"user_code":"…"}`
@@ -13,7 +16,7 @@
 use serde_json::{json, Value};
 
 use super::auth;
-use super::config::FaultConfig;
+use super::config::{FaultConfig, LimitsChange, LimitsNow};
 use super::state::{Counters, Sim};
 use super::wire::{graph_error, Ctx, Resp};
 
@@ -51,6 +54,15 @@ pub(super) fn handle(
                 Err(e) => graph_error(ctx, 400, "BadRequest", &format!("Invalid faults: {e}")),
             }
         }
+        ("GET", "/_sim/limits") => ok(json!(LimitsNow::from(sim.lock().limits))),
+        ("POST", "/_sim/limits") => match serde_json::from_slice::<LimitsChange>(body) {
+            Ok(change) => {
+                let mut st = sim.lock();
+                change.apply(&mut st.limits);
+                ok(json!(LimitsNow::from(st.limits)))
+            }
+            Err(e) => graph_error(ctx, 400, "BadRequest", &format!("Invalid limits: {e}")),
+        },
         ("POST", "/_sim/revoke-tokens") => {
             let mut st = sim.lock();
             st.token_generation += 1;

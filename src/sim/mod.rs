@@ -18,7 +18,7 @@
 //! from Graph and with X = 10 it is a decimal such as `0.3`. `expires_in` is real seconds too.
 //!
 //! Inspection: in-process through [`SimHandle`] (`users_state`, `counters`, `request_log`,
-//! `revoke_tokens`, `set_faults`, `reset_counters`, `approve_device_codes`), and over HTTP
+//! `revoke_tokens`, `set_faults`, `set_limits`, `reset_counters`, `approve_device_codes`), and over HTTP
 //! under `/_sim/` (see `README.md` in this directory) for a simulator running as a child
 //! process.
 
@@ -65,9 +65,9 @@ pub use clients::{
     SIM_READONLY_MANAGED_IDENTITY_ID,
 };
 pub use config::{
-    generate_tenant, AdminSeed, ClientSeed, FaultConfig, GroupSeed, Limits, ManagedIdentitySeed,
-    ObjectSeed, SimConfig, TenantSeed, UserExtra, UserSeed, SAMPLE_TENANT_JSON,
-    SIM_IDENTITY_HEADER,
+    generate_tenant, AdminSeed, ClientSeed, FaultConfig, GroupSeed, Limits, LimitsChange,
+    LimitsNow, ManagedIdentitySeed, ObjectSeed, SimConfig, TenantSeed, UserExtra, UserSeed,
+    SAMPLE_TENANT_JSON, SIM_IDENTITY_HEADER,
 };
 pub use state::{Counters, LogEntry, UserState};
 
@@ -139,7 +139,21 @@ impl SimHandle {
 
     /// The RU budget per 10 s in force.
     pub fn ru_budget(&self) -> u32 {
-        self.sim.ru_budget
+        self.sim.lock().limits.ru as u32
+    }
+
+    /// The throttling limits in force.
+    pub fn limits(&self) -> LimitsNow {
+        LimitsNow::from(self.sim.lock().limits)
+    }
+
+    /// Changes throttling limits while the simulator runs (fields left `None` keep their
+    /// value): a tenant whose real budget is below the documented one, or one where another
+    /// app starts writing (`tenant_writes_per_300s`). What is already in a window stays there.
+    pub fn set_limits(&self, change: LimitsChange) -> LimitsNow {
+        let mut st = self.sim.lock();
+        change.apply(&mut st.limits);
+        LimitsNow::from(st.limits)
     }
 }
 

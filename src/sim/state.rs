@@ -8,7 +8,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::config::{ClientSeed, FaultConfig, SimConfig, UserSeed};
-use super::throttle::Throttle;
+use super::throttle::{Limits, Throttle};
 use super::wire::Ctx;
 
 /// Simulated time: real time multiplied by `time_scale`.
@@ -239,6 +239,9 @@ pub(super) struct State {
     pub signin: SignInState,
     pub seen_jti: HashSet<String>,
     pub throttle: Throttle,
+    /// The throttling limits in force (from the configuration; `POST /_sim/limits` changes
+    /// them while the simulator runs).
+    pub limits: Limits,
     pub counters: Counters,
     pub log: VecDeque<LogEntry>,
     pub faults: FaultConfig,
@@ -252,7 +255,6 @@ pub(super) const LOG_CAP: usize = 100_000;
 pub(super) struct Sim {
     pub cfg: SimConfig,
     pub clock: Clock,
-    pub ru_budget: u32,
     state: Mutex<State>,
 }
 
@@ -274,6 +276,12 @@ impl Sim {
             signin: SignInState::default(),
             seen_jti: HashSet::new(),
             throttle: Throttle::default(),
+            limits: Limits {
+                ru: u64::from(cfg.ru_budget()),
+                writes: u64::from(cfg.limits.writes_per_150s),
+                reports: u64::from(cfg.limits.report_requests_per_10s),
+                tenant_writes: u64::from(cfg.limits.tenant_writes_per_300s),
+            },
             counters: Counters::default(),
             log: VecDeque::new(),
             faults: cfg.faults.clone(),
@@ -282,7 +290,6 @@ impl Sim {
         };
         Sim {
             clock: Clock::new(cfg.time_scale),
-            ru_budget: cfg.ru_budget(),
             cfg,
             state: Mutex::new(state),
         }

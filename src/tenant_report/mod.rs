@@ -114,6 +114,8 @@ pub struct ReportSettings {
     pub json: bool,
     /// The options as the run record lists them.
     pub recorded_options: serde_json::Value,
+    /// Files the run reads that the report must never replace (the simulator's seed file).
+    pub also_read: Vec<(String, PathBuf)>,
 }
 
 /// Runs `report` on a fresh runtime. `connect` signs in once the offline checks passed.
@@ -125,9 +127,21 @@ pub fn run(s: ReportSettings, connect: graph::Connect) -> anyhow::Result<ExitCod
         )));
     }
     let started = Utc::now();
-    // An existing report or run record stops the run here, before anything is sent.
+    // An existing report or run record stops the run here, before anything is sent; a file
+    // the run reads is never replaced, even with --force.
     if let Some(o) = &s.output {
         report::check_result_path(o, s.force)?;
+        let record = report::run_record_path(o);
+        let mut outputs: Vec<(&str, &Path)> = vec![("report file", o)];
+        if let Some(r) = &record {
+            outputs.push(("run record", r));
+        }
+        let inputs: Vec<(&str, &Path)> = s
+            .also_read
+            .iter()
+            .map(|(what, p)| (what.as_str(), p.as_path()))
+            .collect();
+        report::refuse_clobbering_inputs(&outputs, &inputs)?;
     }
     let output = s.output.clone();
     tokio::runtime::Builder::new_multi_thread()

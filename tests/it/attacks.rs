@@ -136,3 +136,103 @@ fn after_a_run_with_failed_rows_the_same_command_tries_them_again_into_the_same_
         "journal and lock gone once all is done"
     );
 }
+
+#[test]
+fn a_notify_list_in_a_missing_folder_is_refused_before_anything_is_sent() {
+    let ctx = TestContext::sample();
+    let input = ctx.input("u.csv", &["liam.o'connor@northwind.example"]);
+    let out = ctx
+        .apply(&input)
+        .args(["--yes", "-o", "r.csv", "--notify-list", "nodir/n.txt"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("nodir") && err.contains("does not exist"),
+        "{err}"
+    );
+    assert_eq!(ctx.counters().http_requests, 0, "nothing was sent");
+    assert_eq!(ctx.sim.state("liam.o'connor@northwind.example"), "disabled");
+}
+
+#[cfg(unix)]
+#[test]
+fn the_run_lock_is_never_written_through_a_symbolic_link() {
+    let ctx = TestContext::sample();
+    let input = ctx.input("u.csv", &["liam.o'connor@northwind.example"]);
+    let victim = ctx.write("victim.txt", "precious");
+    // The lock's name is not secret: plant a link at every name it could take.
+    std::fs::create_dir(ctx.path(".mfa-bulk")).unwrap();
+    let sha = {
+        use sha2::Digest;
+        let d = sha2::Sha256::digest(std::fs::read(&input).unwrap());
+        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let link = ctx.path(&format!(".mfa-bulk/apply-{}.lock", &sha[..16]));
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let out = ctx
+        .apply(&input)
+        .args(["--yes", "-o", "r.csv"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("symbolic link"), "{err}");
+    assert_eq!(ctx.read("victim.txt"), "precious");
+    assert_eq!(ctx.counters().writes, 0);
+}
+
+#[test]
+fn two_rows_asking_different_states_for_one_user_leave_the_user_alone() {
+    let ctx = TestContext::sample();
+    let input = ctx.write(
+        "u.csv",
+        "Username,MFA Status\n\
+         kenji.tanaka@northwind.example,Disabled\n\
+         liam.o'connor@northwind.example,Enabled\n\
+         kenji.tanaka@northwind.example,Enforced\n",
+    );
+    let before = ctx.sim.state("kenji.tanaka@northwind.example");
+    let out = ctx
+        .apply(&input)
+        .args(["--yes", "-o", "r.csv"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(ctx.sim.state("kenji.tanaka@northwind.example"), before);
+    let rows = ctx.rows("r.csv");
+    assert_eq!(rows[0]["outcome"], "skipped", "{rows:?}");
+    assert!(rows[0]["error"].contains("different states"), "{rows:?}");
+    assert_eq!(rows[2]["outcome"], "duplicate", "{rows:?}");
+    assert_eq!(
+        rows[1]["outcome"], "changed",
+        "the other user is done: {rows:?}"
+    );
+}
+
+#[test]
+fn the_simulator_seed_file_is_never_written_over() {
+    let ctx = TestContext::sample();
+    let input = ctx.input("u.csv", &["liam.o'connor@northwind.example"]);
+    let seed = std::fs::read(crate::common::repo("samples/tenant.json")).unwrap();
+    // A seed saved with a .csv name (the result's extension), then named as the result.
+    ctx.write("tenant.csv", &seed);
+    let out = crate::common::bin(ctx.dir())
+        .arg("dry-run")
+        .arg(&input)
+        .args([
+            "--sim",
+            "--sim-tenant",
+            "tenant.csv",
+            "-o",
+            "tenant.csv",
+            "--force",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--sim-tenant"), "{err}");
+    assert_eq!(std::fs::read(ctx.path("tenant.csv")).unwrap(), seed);
+}
