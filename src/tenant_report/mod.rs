@@ -403,6 +403,10 @@ async fn stream_users(
                 read_methods(graph, s.only.as_ref(), &mut rows, &mut sum.read).await;
             }
         }
+        if interrupted.is_set() {
+            // This page's reads were cut short: the file keeps only complete rows.
+            break;
+        }
         for r in &rows {
             sum.count(r);
             if r.state.is_none()
@@ -490,15 +494,49 @@ async fn read_missing_states(graph: &Graph, rows: &mut [ReportRow], read: &mut H
     }
     let ids: Vec<String> = idx.iter().map(|&i| rows[i].user_id.clone()).collect();
     read.state_per_user += ids.len() as u64;
+    let mut failed = Failures::default();
     graph
         .get_states(&ids, |k, res| match res {
             Ok(reply) => rows[idx[k]].state = Some(reply.value),
-            Err(e) => eprintln!(
-                "could not read the per-user MFA state of {}: {e}",
-                rows[idx[k]].user_principal_name
-            ),
+            Err(e) => failed.add(&e, || {
+                format!(
+                    "could not read the per-user MFA state of {}",
+                    rows[idx[k]].user_principal_name
+                )
+            }),
         })
         .await;
+    failed.tell();
+}
+
+/// Reads that failed on one page: the first few said, the rest counted; none said when the
+/// run is stopping (the rows are not written then).
+#[derive(Default)]
+struct Failures {
+    said: usize,
+    more: usize,
+}
+
+impl Failures {
+    const SAY: usize = 5;
+
+    fn add(&mut self, e: &crate::graph::CallError, what: impl FnOnce() -> String) {
+        if e.kind == crate::graph::ErrorKind::Cancelled {
+            return;
+        }
+        if self.said < Self::SAY {
+            eprintln!("{}: {e}", what());
+            self.said += 1;
+        } else {
+            self.more += 1;
+        }
+    }
+
+    fn tell(&self) {
+        if self.more > 0 {
+            eprintln!("... and {} more like it on this page", self.more);
+        }
+    }
 }
 
 /// Reads each row's methods (the way without the registration report).
@@ -516,15 +554,19 @@ async fn read_methods(
     }
     let ids: Vec<String> = idx.iter().map(|&i| rows[i].user_id.clone()).collect();
     read.methods_per_user += ids.len() as u64;
+    let mut failed = Failures::default();
     graph
         .methods_of(&ids, |k, res| match res {
             Ok(g) => apply_registration(&mut rows[idx[k]], &g),
-            Err(e) => eprintln!(
-                "could not read the authentication methods of {}: {e}",
-                rows[idx[k]].user_principal_name
-            ),
+            Err(e) => failed.add(&e, || {
+                format!(
+                    "could not read the authentication methods of {}",
+                    rows[idx[k]].user_principal_name
+                )
+            }),
         })
         .await;
+    failed.tell();
 }
 
 fn write_record(

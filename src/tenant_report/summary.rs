@@ -178,7 +178,8 @@ impl ReportSummary {
         if self.interrupted {
             writeln!(
                 out,
-                "Interrupted: the report holds the users read so far; run it again for all."
+                "Interrupted: the report holds the users read so far; run it again (with \
+                 --force, or another -o) for all."
             )?;
         }
         Ok(())

@@ -381,3 +381,37 @@ fn a_100000_user_report_streams_in_flat_memory() {
     assert!(bytes > 1_000_000, "{bytes}");
     assert!(xbig < small + 14 * 1024, "XLSX peak {xbig} KiB");
 }
+
+#[test]
+fn ctrl_c_keeps_the_complete_rows_and_exits_130() {
+    let mut cfg = SimConfig::with_tenant(generate_tenant(3_000, 4));
+    cfg.faults.latency_min_ms = 20;
+    cfg.faults.latency_max_ms = 20;
+    let ctx = TestContext::in_memory(cfg);
+    let mut child = ctx.spawn(["report", "--per-user-reads", "-o", "r.csv"]);
+    // Once the first page is in the file, stop it.
+    let start = std::time::Instant::now();
+    while !ctx.exists("r.csv") || ctx.read("r.csv").lines().count() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(60), "no row written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    crate::common::signal(&child, "-INT");
+    let status = crate::common::wait_exit(&mut child);
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "{}",
+        crate::common::stderr_of(&mut child)
+    );
+    let rows = ctx.rows("r.csv");
+    assert!(!rows.is_empty() && rows.len() < 3_000, "{}", rows.len());
+    for r in &rows {
+        assert!(
+            !r["per_user_mfa_state"].is_empty() && !r["mfa_registered"].is_empty(),
+            "a row cut short was written: {r:?}"
+        );
+    }
+    let rec: Value = serde_json::from_str(&ctx.read("r.csv.run.json")).unwrap();
+    assert_eq!(rec["interrupted"], true);
+    assert_eq!(rec["exit_code"], 130);
+}
