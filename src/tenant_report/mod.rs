@@ -399,9 +399,10 @@ async fn stream_users(
                     }
                 }
             }
-            RegSource::PerUser => {
+            RegSource::PerUser if !sum.read.methods_denied => {
                 read_methods(graph, s.only.as_ref(), &mut rows, &mut sum.read).await;
             }
+            RegSource::PerUser => {}
         }
         if interrupted.is_set() {
             // This page's reads were cut short: the file keeps only complete rows.
@@ -507,6 +508,12 @@ async fn read_missing_states(graph: &Graph, rows: &mut [ReportRow], read: &mut H
         })
         .await;
     failed.tell();
+    if failed.denied {
+        eprintln!(
+            "could not read per-user MFA states: 403, the app needs Policy.Read.All (or \
+             Policy.ReadWrite.AuthenticationMethod)"
+        );
+    }
 }
 
 /// Reads that failed on one page: the first few said, the rest counted; none said when the
@@ -515,6 +522,8 @@ async fn read_missing_states(graph: &Graph, rows: &mut [ReportRow], read: &mut H
 struct Failures {
     said: usize,
     more: usize,
+    /// A 403: the app lacks the permission (no use asking for the next users).
+    denied: bool,
 }
 
 impl Failures {
@@ -522,6 +531,10 @@ impl Failures {
 
     fn add(&mut self, e: &crate::graph::CallError, what: impl FnOnce() -> String) {
         if e.kind == crate::graph::ErrorKind::Cancelled {
+            return;
+        }
+        if e.kind == crate::graph::ErrorKind::Forbidden {
+            self.denied = true;
             return;
         }
         if self.said < Self::SAY {
@@ -567,6 +580,7 @@ async fn read_methods(
         })
         .await;
     failed.tell();
+    read.methods_denied |= failed.denied;
 }
 
 fn write_record(

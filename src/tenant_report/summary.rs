@@ -40,6 +40,8 @@ pub struct HowRead {
     /// Users whose methods were read one by one (no P1/P2, no AuditLog.Read.All, or
     /// --per-user-reads).
     pub methods_per_user: u64,
+    /// Users' methods may not be read either (403): registration stays unknown.
+    pub methods_denied: bool,
     /// Lines for the summary: fallbacks and why.
     pub notes: Vec<String>,
 }
@@ -158,7 +160,14 @@ impl ReportSummary {
                 }
             )?;
         }
-        if self.unreadable > 0 {
+        if self.read.methods_denied {
+            writeln!(
+                out,
+                "Registration is unknown: the app may read neither the registration report \
+                 (AuditLog.Read.All, with Entra ID P1/P2) nor users' authentication methods \
+                 (UserAuthenticationMethod.Read.All); grant one and run the report again."
+            )?;
+        } else if self.unreadable > 0 {
             writeln!(
                 out,
                 "{} {} could not be read completely (blank cells in the report): see the \

@@ -415,3 +415,26 @@ fn ctrl_c_keeps_the_complete_rows_and_exits_130() {
     assert_eq!(rec["interrupted"], true);
     assert_eq!(rec["exit_code"], 130);
 }
+
+#[test]
+fn an_app_that_may_read_no_registration_gets_states_and_is_told_what_to_grant() {
+    let ctx = TestContext::sample();
+    let out = ctx
+        .cmd_as(
+            mfa_bulk::sim::SIM_READONLY_CLIENT_ID,
+            mfa_bulk::sim::SIM_READONLY_CLIENT_SECRET,
+        )
+        .args(["report", "-o", "r.csv"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("AuditLog.Read.All") && text.contains("UserAuthenticationMethod.Read.All"),
+        "{text}"
+    );
+    let rows = ctx.rows("r.csv");
+    assert_eq!(rows.len(), 17);
+    assert!(rows.iter().all(|r| !r["per_user_mfa_state"].is_empty()));
+    assert!(rows.iter().all(|r| r["mfa_registered"].is_empty()));
+}
