@@ -44,6 +44,8 @@ struct Report {
     registration: Requirement,
     /// What to do, when something is missing.
     advice: Option<String>,
+    /// Security defaults and Conditional Access MFA policies (see the end of this file).
+    mfa_policies: crate::graph::MfaPolicies,
 }
 
 /// Runs `check` (builds its own runtime: the rest of dispatch is synchronous).
@@ -166,6 +168,7 @@ async fn build(graph: &Graph, simulator: bool) -> Report {
         apply,
         registration,
         advice,
+        mfa_policies: graph.mfa_policies().await,
     }
 }
 
@@ -274,10 +277,58 @@ fn text(r: &Report) -> String {
             None => format!("not granted ({})", r.registration.any_of.join(" or ")),
         }
     ));
+    out.push_str(&mfa_policies_text(&r.mfa_policies));
     if let Some(a) = &r.advice {
         out.push('\n');
         out.push_str(a);
         out.push('\n');
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// MFA policies (issue 14): Microsoft advises against combining per-user MFA with Security
+// defaults or with Conditional Access policies that require MFA, so `check` says whether
+// they are on. Read by `Graph::mfa_policies` (src/graph/listing.rs); never a reason to fail.
+
+/// The lines `check` prints about Security defaults and Conditional Access.
+fn mfa_policies_text(p: &crate::graph::MfaPolicies) -> String {
+    let mut out = String::from("MFA policies of the tenant:\n");
+    let mut line = |k: &str, v: String| out.push_str(&format!("  {k:<22}{v}\n"));
+    line(
+        "Security defaults:",
+        match p.security_defaults {
+            Some(true) => "ON (Microsoft advises not to combine them with per-user MFA)".into(),
+            Some(false) => "off".into(),
+            None => "could not be read".into(),
+        },
+    );
+    line(
+        "Conditional Access:",
+        match (p.ca_requiring_mfa, p.ca_report_only) {
+            (Some(0), Some(0)) => "no policy requires MFA".into(),
+            (Some(on), Some(ro)) => {
+                let names = if p.ca_names.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", p.ca_names.join(", "))
+                };
+                format!(
+                    "{on} {} MFA{names}; {ro} more in report-only mode (Microsoft \
+                     advises not to combine per-user MFA with Conditional Access MFA \
+                     policies)",
+                    if on == 1 {
+                        "policy on requires"
+                    } else {
+                        "policies on require"
+                    }
+                )
+            }
+            _ => "could not be read".into(),
+        },
+    );
+    for e in &p.errors {
+        out.push_str(&format!("  ({e})\n"));
     }
     out
 }

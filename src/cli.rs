@@ -43,6 +43,15 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Put every user changed in an earlier result file back to their recorded "before" state.
     Revert(RevertArgs),
+    /// List the tenant's users (or a group's, or a filter's) with their per-user MFA state and
+    /// MFA registration, one row each: find who registered a method but still shows Disabled.
+    ///
+    /// The file it writes is valid input for `dry-run` and `apply`:
+    /// `report --only registered-but-disabled -o todo.xlsx`, then `dry-run todo.xlsx`, then
+    /// `apply todo.xlsx`. Reads at list speed (pages of 999 users; the registration report
+    /// needs Entra ID P1/P2 and AuditLog.Read.All, else each user's methods are read).
+    /// Changes nothing. Exit 0, or 1 when some users could not be read.
+    Report(ReportArgs),
     /// Sign in and report tenant, app, cloud and the permissions found and missing. Changes
     /// nothing.
     Check(CheckArgs),
@@ -226,11 +235,55 @@ impl Cloud {
     }
 }
 
+/// Which users a `dry-run` or `apply` is for: a user list, a group's members or a directory
+/// filter (exactly one), and how to read the list.
+#[derive(Clone, Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("target").required(true).args(["file", "group", "filter"])
+))]
+pub struct RunInputArgs {
+    /// The user list: CSV, TSV, TXT, XLSX, XLSM, XLS or ODS (detected by content). Or use
+    /// --group or --filter instead.
+    pub file: Option<PathBuf>,
+
+    /// The users among a group's members, nested groups followed (by display name or object
+    /// id; a name several groups share is refused). Needs GroupMember.Read.All.
+    #[arg(long, value_name = "NAME|ID")]
+    pub group: Option<String>,
+
+    /// The users an OData filter on /users selects, e.g. "department eq 'Sales'" or
+    /// "endsWith(mail,'@contoso.com')" (advanced queries are sent as Graph requires).
+    #[arg(long, value_name = "ODATA")]
+    pub filter: Option<String>,
+
+    /// Worksheet to read (default: the first sheet with a user column).
+    #[arg(long, value_name = "NAME", requires = "file")]
+    pub sheet: Option<String>,
+
+    /// Column holding the users, by header name or letter (A, B, ...). Default: found by
+    /// header (UPN, UserPrincipalName, User name, Email, Work email, ...).
+    #[arg(long, value_name = "NAME|LETTER", requires = "file")]
+    pub column: Option<String>,
+
+    /// Text encoding of a CSV/TXT file (utf-8, utf-16le, utf-16be, windows-1252, ...).
+    /// Default: detected (BOM, then UTF-8, else Windows-1252).
+    #[arg(long, value_name = "ENCODING", requires = "file")]
+    pub encoding: Option<String>,
+
+    /// Field delimiter of a CSV/TXT file: ',', ';', 'tab' or '|'. Default: sniffed.
+    #[arg(long, value_name = "CHAR", requires = "file")]
+    pub delimiter: Option<String>,
+
+    /// A list of users never to touch (break-glass accounts), read like the input file.
+    #[arg(long, value_name = "FILE")]
+    pub exclude: Option<PathBuf>,
+}
+
 /// Shared by `dry-run` and `apply`.
 #[derive(Clone, Debug, Args)]
 pub struct RunArgs {
     #[command(flatten)]
-    pub input: InputArgs,
+    pub input: RunInputArgs,
 
     #[command(flatten)]
     pub graph: GraphArgs,
@@ -257,6 +310,11 @@ pub struct RunArgs {
     /// Print the summary as JSON (for automation).
     #[arg(long)]
     pub json: bool,
+
+    /// Read each user's state with the documented per-user GET, never from the user list
+    /// (slower; for checking the list answers).
+    #[arg(long)]
+    pub per_user_reads: bool,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -307,6 +365,72 @@ pub struct RevertArgs {
     /// Do not ask for confirmation (required when stdin is not a terminal).
     #[arg(short = 'y', long)]
     pub yes: bool,
+
+    /// Print the summary as JSON (for automation).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Which rows `report --only` keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReportOnly {
+    /// Registered an MFA method but per-user MFA is disabled: the users to fix.
+    RegisteredButDisabled,
+    Disabled,
+    Enabled,
+    Enforced,
+    /// No MFA method registered.
+    NotRegistered,
+}
+
+/// Which users `report` lists by type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum UserTypeArg {
+    Member,
+    Guest,
+    All,
+}
+
+#[derive(Clone, Debug, Args)]
+#[command(group(clap::ArgGroup::new("users").args(["group", "filter"])))]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub graph: GraphArgs,
+
+    /// Report file (.csv or .xlsx; -o - writes CSV to standard output). Default:
+    /// mfa-report-<YYYYMMDD-HHMMSS-mmm>.csv in the current directory.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Overwrite the report file if it exists.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Keep only these users.
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub only: Option<ReportOnly>,
+
+    /// Members, guests or both.
+    #[arg(long, value_enum, default_value_t = UserTypeArg::All, value_name = "TYPE")]
+    pub user_type: UserTypeArg,
+
+    /// Only the users among this group's members, nested groups followed (display name or
+    /// object id). Needs GroupMember.Read.All.
+    #[arg(long, value_name = "NAME|ID")]
+    pub group: Option<String>,
+
+    /// Only the users this OData filter on /users selects, e.g. "department eq 'Sales'".
+    #[arg(long, value_name = "ODATA")]
+    pub filter: Option<String>,
+
+    /// Read each user's state and methods one by one with the documented per-user GETs,
+    /// never from lists (much slower; for checking the list answers).
+    #[arg(long)]
+    pub per_user_reads: bool,
+
+    /// Registration report requests per 10 seconds to pace at (Graph allows about 5).
+    #[arg(long, default_value_t = 4.5, value_name = "N")]
+    pub report_rate: f64,
 
     /// Print the summary as JSON (for automation).
     #[arg(long)]
@@ -423,6 +547,11 @@ pub struct SimArgs {
     /// Answer the registration report with 403 as a tenant without Entra ID P1/P2 does.
     #[arg(long)]
     pub non_premium: bool,
+
+    /// Leave `perUserMfaState` out of `/users` lists (as if Graph stopped answering it there),
+    /// so clients must read each user's state.
+    #[arg(long)]
+    pub no_list_mfa_state: bool,
 
     /// Device code sign-ins are approved after this many polls (0: only by
     /// POST /_sim/approve-device-code).

@@ -16,6 +16,7 @@ pub mod resolve;
 pub mod run;
 pub mod settings;
 pub mod sim;
+pub mod tenant_report;
 pub mod validate;
 
 pub use exit::ExitCode;

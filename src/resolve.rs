@@ -1,5 +1,7 @@
 //! Resolving spreadsheet values to directory users: one lookup per value, or one bulk listing
-//! of the tenant matched locally, whichever spends fewer requests.
+//! of the tenant matched locally, whichever spends fewer requests. A listing also brings each
+//! user's per-user MFA state (Graph answers `perUserMfaState` on `/users`), so the users found
+//! that way need no state read of their own.
 //!
 //! Matching rules are the same either way: a UPN or object id matches directly; an address
 //! that is not a UPN matches by `mail`, `otherMails` and `proxyAddresses`. More than one distinct
@@ -8,11 +10,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::graph::{CallError, Graph, GraphError, Lookup};
-use crate::model::{User, UserRef};
+use crate::graph::{CallError, Graph, GraphError, Lookup, UserSet};
+use crate::model::{MfaState, User, UserRef};
 
 /// Below this many values, per-value lookups are always cheap enough: no need to count users.
-const MIN_VALUES_FOR_LISTING: usize = 50;
+pub const MIN_VALUES_FOR_LISTING: usize = 50;
 /// Users per page when listing (Graph's maximum `$top`).
 const PAGE_SIZE: u64 = 999;
 
@@ -36,6 +38,18 @@ pub enum Strategy {
     Listing,
 }
 
+/// What resolving found.
+pub struct Resolution {
+    /// One per value, in order.
+    pub found: Vec<Resolved>,
+    pub strategy: Strategy,
+    /// Per-user MFA state by lower-case user id, for the users found by a listing whose
+    /// answer had it.
+    pub states: HashMap<String, MfaState>,
+    /// Pages of the tenant listing (0: looked up one by one).
+    pub pages: u64,
+}
+
 /// Whether listing the tenant costs fewer requests than looking each value up.
 ///
 /// A page of 999 users costs about one request (2 RU, 1 with `$select`); a lookup costs one
@@ -45,6 +59,59 @@ pub fn listing_is_cheaper(values: usize, tenant_users: u64) -> bool {
     values >= MIN_VALUES_FOR_LISTING && pages < values as u64
 }
 
+/// Every user of the tenant, in pages of 999, each with its per-user MFA state when the
+/// answer has it (by lower-case id).
+pub async fn list_tenant(
+    graph: &Graph,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<TenantListing, CallError> {
+    let mut pages = graph.user_pages(&UserSet::Tenant { filter: None });
+    let mut users = Vec::new();
+    let mut states = HashMap::new();
+    while let Some(page) = pages.next_page().await? {
+        for l in page {
+            if let Some(s) = l.state {
+                states.insert(l.user.id.to_ascii_lowercase(), s);
+            }
+            users.push(l.user);
+        }
+        progress(pages.users);
+    }
+    Ok(TenantListing {
+        users,
+        states,
+        pages: pages.pages,
+    })
+}
+
+/// The whole tenant, listed.
+pub struct TenantListing {
+    pub users: Vec<User>,
+    /// Per-user MFA state by lower-case id, for the users whose answer had it.
+    pub states: HashMap<String, MfaState>,
+    pub pages: u64,
+}
+
+/// What resolving keeps between the chunks of one run (a streamed dry-run resolves its rows a
+/// chunk at a time): the strategy, decided once for all the values, and the tenant listing.
+#[derive(Default)]
+pub struct ResolveCache {
+    /// How many values the whole run resolves (default: those of the first call).
+    pub values: Option<usize>,
+    strategy: Option<Strategy>,
+    listing: Option<(UserIndex, HashMap<String, MfaState>)>,
+}
+
+impl ResolveCache {
+    /// A cache for a run that resolves `values` values in all.
+    pub fn for_values(values: usize) -> ResolveCache {
+        ResolveCache {
+            values: Some(values),
+            ..ResolveCache::default()
+        }
+    }
+}
+
 /// Resolves every value, in order. `progress(done)` is called as values are resolved,
 /// `listed(users)` as pages of the tenant are listed (when listing is cheaper).
 pub async fn resolve_all(
@@ -52,23 +119,56 @@ pub async fn resolve_all(
     refs: &[UserRef],
     progress: &mut (dyn FnMut(u64) + Send),
     listed: &mut (dyn FnMut(u64) + Send),
-) -> Result<(Vec<Resolved>, Strategy), GraphError> {
-    let mut strategy = Strategy::Lookup;
-    if refs.len() >= MIN_VALUES_FOR_LISTING {
-        // Counting costs one request; a failure just means we look values up one by one.
-        if let Ok(count) = graph.count_users().await {
-            if listing_is_cheaper(refs.len(), count) {
-                strategy = Strategy::Listing;
+    cache: &mut ResolveCache,
+) -> Result<Resolution, GraphError> {
+    let strategy = match cache.strategy {
+        Some(s) => s,
+        None => {
+            let values = cache.values.unwrap_or(refs.len());
+            let mut s = Strategy::Lookup;
+            if values >= MIN_VALUES_FOR_LISTING {
+                // Counting costs one request; a failure just means we look values up one by one.
+                if let Ok(count) = graph.count_users().await {
+                    if listing_is_cheaper(values, count) {
+                        s = Strategy::Listing;
+                    }
+                }
             }
+            cache.strategy = Some(s);
+            s
         }
-    }
+    };
     match strategy {
         Strategy::Listing => {
-            let users = graph.list_users(listed).await?;
-            let index = UserIndex::new(users);
+            let mut pages = 0;
+            if cache.listing.is_none() {
+                let TenantListing {
+                    users,
+                    states,
+                    pages: p,
+                } = list_tenant(graph, listed).await?;
+                pages = p;
+                cache.listing = Some((UserIndex::new(users), states));
+            }
+            let (index, all_states) = cache.listing.as_ref().expect("listed");
             let out: Vec<Resolved> = refs.iter().map(|r| index.find(r)).collect();
+            // The states of the users found.
+            let mut states = HashMap::new();
+            for r in &out {
+                if let Resolved::User(u) = r {
+                    let id = u.id.to_ascii_lowercase();
+                    if let Some(s) = all_states.get(&id) {
+                        states.insert(id, s.clone());
+                    }
+                }
+            }
             progress(out.len() as u64);
-            Ok((out, strategy))
+            Ok(Resolution {
+                found: out,
+                strategy,
+                states,
+                pages,
+            })
         }
         Strategy::Lookup => {
             let mut out: Vec<Option<Resolved>> = vec![None; refs.len()];
@@ -85,12 +185,15 @@ pub async fn resolve_all(
                     progress(done);
                 })
                 .await;
-            Ok((
-                out.into_iter()
+            Ok(Resolution {
+                found: out
+                    .into_iter()
                     .map(|r| r.unwrap_or_else(|| Resolved::Failed(Box::new(not_answered()))))
                     .collect(),
                 strategy,
-            ))
+                states: HashMap::new(),
+                pages: 0,
+            })
         }
     }
 }

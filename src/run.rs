@@ -24,6 +24,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (settings, target) = settings::revert_settings(args)?;
             engine::run(settings, target.connect())
         }
+        Command::Report(args) => {
+            let (settings, target) = settings::report_settings(args)?;
+            crate::tenant_report::run(settings, target.connect())
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();

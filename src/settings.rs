@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{
-    ApplyArgs, Cloud as CloudArg, GraphArgs, InputArgs, LogoutArgs, RevertArgs, RunArgs,
+    ApplyArgs, Cloud as CloudArg, GraphArgs, LogoutArgs, ReportArgs, ReportOnly, RevertArgs,
+    RunArgs, RunInputArgs, UserTypeArg,
 };
-use crate::engine::{ApplyOptions, Rule, RunSettings, Source};
+use crate::engine::{ApplyOptions, DirectoryUsers, Rule, RunSettings, Source};
 use crate::exit::ExitCode;
 use crate::graph::config::{check_base_url, check_pacing, cloud_urls, read_secret_file, Cloud};
 use crate::graph::managed_identity::ManagedIdentity;
@@ -102,6 +103,20 @@ impl GraphTarget {
     /// Whether this is the built-in simulator.
     pub fn is_simulator(&self) -> bool {
         matches!(self, GraphTarget::Simulator { .. })
+    }
+
+    /// An admin's sign-in also asks to read group members (`--group`).
+    pub fn with_group_scope(mut self, group: bool) -> GraphTarget {
+        if let GraphTarget::Tenant(GraphConfig {
+            credential: Credential::Admin(a),
+            ..
+        }) = &mut self
+        {
+            if group && !a.scopes.iter().any(|s| s == "GroupMember.Read.All") {
+                a.scopes.push("GroupMember.Read.All".into());
+            }
+        }
+        self
     }
 
     /// An admin's sign-in asks for what the command needs: changing per-user MFA (`write`) or
@@ -276,7 +291,7 @@ fn graph_config(
 }
 
 /// How to read a user list.
-pub fn read_options(args: &InputArgs) -> ReadOptions {
+pub fn read_options(args: &RunInputArgs) -> ReadOptions {
     ReadOptions {
         sheet: args.sheet.clone(),
         column: args.column.clone(),
@@ -292,11 +307,15 @@ pub fn run_settings(
     yes: bool,
 ) -> Result<(RunSettings, GraphTarget), GraphError> {
     let target = GraphTarget::from_args(&args.graph)?
-        .with_scopes(!matches!(rule, Rule::DryRun), args.registration);
+        .with_scopes(!matches!(rule, Rule::DryRun), args.registration)
+        .with_group_scope(args.input.group.is_some());
     let state: MfaState = args.state.into();
     let mut recorded = serde_json::json!({
         "state": state.as_str(),
         "exclude": args.input.exclude,
+        "group": args.input.group,
+        "filter": args.input.filter,
+        "per_user_reads": args.per_user_reads,
         "registration": args.registration,
         "sim": target.is_simulator(),
         "rate": args.graph.rate,
@@ -309,19 +328,46 @@ pub fn run_settings(
         recorded["plan"] = serde_json::json!(o.plan);
         recorded["resume"] = o.resume.into();
     }
-    let settings = RunSettings {
-        source: Source::Spreadsheet {
-            read: read_options(&args.input),
-            file: args.input.file,
-            exclude: args.input.exclude,
+    let read = read_options(&args.input);
+    let RunInputArgs {
+        file,
+        group,
+        filter,
+        exclude,
+        ..
+    } = args.input;
+    let source = match (file, group, filter) {
+        (Some(file), _, _) => Source::Spreadsheet {
+            read,
+            file,
+            exclude,
             target: state,
         },
+        (None, Some(g), _) => Source::Directory {
+            users: DirectoryUsers::Group(g),
+            exclude,
+            target: state,
+        },
+        (None, None, Some(f)) => Source::Directory {
+            users: DirectoryUsers::Filter(f),
+            exclude,
+            target: state,
+        },
+        (None, None, None) => {
+            return Err(GraphError::Config(
+                "no users to work on: give a FILE, --group NAME or --filter ODATA".into(),
+            ))
+        }
+    };
+    let settings = RunSettings {
+        source,
         rule,
         output: args.output,
         force: args.force,
         yes,
         registration: args.registration,
         json: args.json,
+        per_user_reads: args.per_user_reads,
         recorded_options: recorded,
         also_read: sim_seed(&target),
     };
@@ -372,6 +418,58 @@ pub fn revert_settings(args: RevertArgs) -> Result<(RunSettings, GraphTarget), G
         force: args.force,
         yes: args.yes,
         registration: false,
+        json: args.json,
+        per_user_reads: false,
+        recorded_options: recorded,
+        also_read: sim_seed(&target),
+    };
+    Ok((settings, target))
+}
+
+/// `report`'s settings.
+pub fn report_settings(
+    args: ReportArgs,
+) -> Result<(crate::tenant_report::ReportSettings, GraphTarget), GraphError> {
+    use crate::tenant_report::{Only, ReportSettings, ReportUsers, UserType};
+    let target = GraphTarget::from_args(&args.graph)?
+        .with_scopes(false, true)
+        .with_group_scope(args.group.is_some());
+    let only = args.only.map(|o| match o {
+        ReportOnly::RegisteredButDisabled => Only::RegisteredButDisabled,
+        ReportOnly::Disabled => Only::State(MfaState::Disabled),
+        ReportOnly::Enabled => Only::State(MfaState::Enabled),
+        ReportOnly::Enforced => Only::State(MfaState::Enforced),
+        ReportOnly::NotRegistered => Only::NotRegistered,
+    });
+    let user_type = match args.user_type {
+        UserTypeArg::Member => UserType::Member,
+        UserTypeArg::Guest => UserType::Guest,
+        UserTypeArg::All => UserType::All,
+    };
+    let recorded = serde_json::json!({
+        "only": args.only.map(|o| format!("{o:?}")),
+        "user_type": format!("{:?}", args.user_type).to_ascii_lowercase(),
+        "group": args.group,
+        "filter": args.filter,
+        "per_user_reads": args.per_user_reads,
+        "report_rate": args.report_rate,
+        "sim": target.is_simulator(),
+        "rate": args.graph.rate,
+        "concurrency": args.graph.concurrency,
+    });
+    let users = match (args.group, args.filter) {
+        (Some(g), _) => ReportUsers::Group(g),
+        (None, Some(f)) => ReportUsers::Filter(f),
+        (None, None) => ReportUsers::Tenant,
+    };
+    let settings = ReportSettings {
+        users,
+        output: args.output,
+        force: args.force,
+        only,
+        user_type,
+        per_user_reads: args.per_user_reads,
+        report_rate: args.report_rate,
         json: args.json,
         recorded_options: recorded,
         also_read: sim_seed(&target),

@@ -11,14 +11,16 @@ use anyhow::bail;
 use chrono::{DateTime, Utc};
 
 use super::journal::{self, JournalKey, Previous};
-use super::row::{flush_items, user_ids, users, Item};
+use super::reads::Reads;
+use super::row::{flush_items_from, user_ids, users, Item};
 use super::source::{self, Source};
 use super::{confirm, interrupt, plan, progress, summary, write};
 use crate::exit::ExitCode;
 use crate::graph::{self, Access, Graph, Identity};
 use crate::input::SourceInfo;
+use crate::model::MfaState;
 use crate::report::{self, Action, Outcome, ResultRow};
-use crate::resolve::Strategy;
+use crate::resolve::{self, Strategy};
 
 /// What a run does with its rows.
 #[derive(Clone, Debug)]
@@ -72,6 +74,8 @@ pub struct RunSettings {
     pub registration: bool,
     /// Print the summary as JSON.
     pub json: bool,
+    /// Read every state with the documented per-user GET, never from a user list.
+    pub per_user_reads: bool,
     /// The options as the run record lists them (secrets are dropped there too).
     pub recorded_options: serde_json::Value,
     /// Other files the run reads (e.g. the simulator's seed, `--sim-tenant`), by what they
@@ -157,9 +161,19 @@ struct Job {
     input_sha256: String,
     plan: Option<HashMap<u64, ResultRow>>,
     strategy: Strategy,
+    /// How users and states were read (lists or one by one).
+    reads: Reads,
     writer: Option<report::OrderedWriter>,
     /// Held for the whole run (apply, revert): one run per journal.
     _lock: Option<journal::RunLock>,
+    /// Rows in the file when a big dry-run streams it (read again in chunks once signed in).
+    streamed: Option<u64>,
+    /// Input position of `items[0]` (a streamed run holds one chunk at a time).
+    base: usize,
+    /// The summary of the chunks already written (a streamed run).
+    tally: Option<summary::Summary>,
+    /// The registration report, read once for all the chunks of a streamed run.
+    registrations: Option<crate::graph::Registrations>,
 }
 
 impl Job {
@@ -179,7 +193,7 @@ impl Job {
         if let Some(o) = &s.output {
             report::ResultFormat::from_output_path(o)?;
         }
-        let loaded = source::load(&s.source)?;
+        let loaded = source::load(&s.source, matches!(s.rule, Rule::DryRun))?;
         let apply = match &s.rule {
             Rule::Apply(a) => Some(a),
             _ => None,
@@ -188,12 +202,19 @@ impl Job {
             Some(journal::lock(
                 s.rule.command(),
                 &loaded.sha256,
-                s.source.file(),
+                &s.source.name(),
             )?)
         } else {
             None
         };
         let plan = match apply.and_then(|a| a.plan.as_ref()) {
+            // Directory users are known once listed: their plan is matched then, by user.
+            Some(p) if matches!(s.source, Source::Directory { .. }) => Some(
+                report::read_results(p)?
+                    .into_iter()
+                    .map(|r| (r.row, r))
+                    .collect(),
+            ),
             Some(p) => Some(load_plan(p, &loaded.items)?),
             None => None,
         };
@@ -243,11 +264,11 @@ impl Job {
         if let Some(n) = notify {
             outputs.push(("notify list", n));
         }
-        let mut inputs: Vec<(&str, &Path)> = vec![("input file", s.source.file())];
-        if let Source::Spreadsheet {
-            exclude: Some(x), ..
-        } = &s.source
-        {
+        let mut inputs: Vec<(&str, &Path)> = Vec::new();
+        if let Some(f) = s.source.file() {
+            inputs.push(("input file", f));
+        }
+        if let Some(x) = s.source.exclude() {
             inputs.push(("exclusion file", x));
         }
         if let Some(p) = apply.and_then(|a| a.plan.as_deref()) {
@@ -267,8 +288,13 @@ impl Job {
             input_sha256: loaded.sha256,
             plan,
             strategy: Strategy::Lookup,
+            reads: Reads::default(),
             writer: None,
             _lock: lock,
+            streamed: loaded.streamed,
+            base: 0,
+            tally: None,
+            registrations: None,
             s,
         })
     }
@@ -296,7 +322,7 @@ impl Job {
                 Some(o) => report::create_writer(o, self.s.force || self.continuing)?,
                 None => {
                     let base = report::default_output_path(
-                        self.s.source.file(),
+                        &self.s.source.default_stem(),
                         self.s.rule.command(),
                         self.started,
                     );
@@ -313,8 +339,13 @@ impl Job {
     /// Hands every final row to the result writer (in input order).
     fn flush(&mut self) -> anyhow::Result<()> {
         self.writer()?;
-        let Job { items, writer, .. } = self;
-        flush_items(items, writer.as_mut().expect("created"))
+        let Job {
+            items,
+            writer,
+            base,
+            ..
+        } = self;
+        flush_items_from(items, *base, writer.as_mut().expect("created"))
     }
 
     async fn run(mut self, connect: graph::Connect) -> anyhow::Result<ExitCode> {
@@ -397,18 +428,31 @@ impl Job {
             let key = self
                 .journal_key(identity, Path::new(""))
                 .expect("a run that writes");
-            journal::load_previous(&key, resume, &self.s.source.file().display().to_string())?
+            journal::load_previous(&key, resume, &self.s.source.name().display().to_string())?
         } else {
             HashMap::new()
         };
-
-        let strategy = source::resolve(&mut self.items, &self.excluded, graph).await?;
-        self.strategy = strategy;
-        self.read_states(graph).await;
-        if self.s.registration {
-            self.read_registration(graph).await?;
+        if let Some(rows) = self.streamed {
+            self.work_streamed(graph, rows).await?;
+            return Ok(None);
         }
-        self.plan(&previous);
+
+        let listed = source::list_directory(
+            &mut self.items,
+            &self.s.source,
+            &self.excluded,
+            graph,
+            !self.s.per_user_reads,
+        )
+        .await?;
+        self.reads.note_listing(&listed, self.items.len() as u64);
+        if let Source::Directory { .. } = &self.s.source {
+            if let Some(plan) = self.plan.take() {
+                self.plan = Some(plan_by_user(plan, &self.items));
+            }
+        }
+        self.settle(graph, &previous, &mut resolve::ResolveCache::default())
+            .await?;
         if !self.s.rule.writes() {
             return Ok(None);
         }
@@ -477,6 +521,61 @@ impl Job {
         Ok(None)
     }
 
+    /// Resolves the rows, reads their states (and registration), and plans each under the
+    /// run's rule.
+    async fn settle(
+        &mut self,
+        graph: &Graph,
+        previous: &HashMap<String, Previous>,
+        cache: &mut resolve::ResolveCache,
+    ) -> anyhow::Result<()> {
+        let (strategy, states, pages) =
+            source::resolve(&mut self.items, &self.excluded, graph, cache).await?;
+        self.strategy = strategy;
+        self.reads.pages += pages;
+        let listed = (strategy == Strategy::Listing && !self.s.per_user_reads).then_some(states);
+        self.read_states(graph, listed).await?;
+        if self.s.registration {
+            self.read_registration(graph).await?;
+        }
+        self.plan(previous);
+        Ok(())
+    }
+
+    /// A big dry-run, a chunk of the file at a time: each chunk settled, written and dropped,
+    /// only its counts kept (the strategy and the tenant listing are shared by the chunks).
+    async fn work_streamed(&mut self, graph: &Graph, rows: u64) -> anyhow::Result<()> {
+        let mut stream = source::Stream::open(&self.s.source, &self.excluded)?;
+        let mut cache = resolve::ResolveCache::for_values(rows as usize);
+        let previous = HashMap::new();
+        if self.s.registration {
+            // Once for every chunk (without P1/P2 each chunk's users are read one by one).
+            self.registrations = graph.registration_report(false, &mut |_, _| {}).await.ok();
+        }
+        loop {
+            self.items = stream.next_chunk(source::CHUNK)?;
+            if self.items.is_empty() {
+                break;
+            }
+            self.settle(graph, &previous, &mut cache).await?;
+            self.flush()?;
+            let part = summary::Summary::new(
+                self.s.rule.command(),
+                &self.items,
+                self.strategy,
+                false,
+                Default::default(),
+            );
+            match &mut self.tally {
+                Some(t) => t.absorb(part),
+                None => self.tally = Some(part),
+            }
+            self.base += self.items.len();
+        }
+        self.items = Vec::new();
+        stream.finish(&self.input_sha256)
+    }
+
     /// The one tail of every run: rows nothing settled, the result file, the notify list, the
     /// run record, the journal, the summary.
     fn finish(
@@ -497,13 +596,22 @@ impl Job {
         self.writer.take().expect("created").finish()?;
         let output = self.output.clone().expect("created");
 
-        let summary = summary::Summary::new(
+        let mut summary = summary::Summary::new(
             self.s.rule.command(),
             &self.items,
             self.strategy,
             interrupted,
             graph.stats(),
         );
+        if let Some(mut tally) = self.tally.take() {
+            tally.absorb(summary);
+            tally.strategy = self.strategy;
+            tally.interrupted = interrupted;
+            tally.graph = graph.stats();
+            summary = tally;
+        }
+        summary.notes = self.reads.notes(self.s.per_user_reads);
+        summary.reads = Some(self.reads.clone());
         if let Rule::Apply(ApplyOptions {
             notify_list: Some(path),
             ..
@@ -578,10 +686,52 @@ impl Job {
             .collect()
     }
 
-    /// Reads the per-user MFA state of every open row.
-    async fn read_states(&mut self, graph: &Graph) {
-        let open = self.open_rows();
+    /// Reads the per-user MFA state of every open row that has none yet: from `listed` (a
+    /// tenant listing made while resolving), else from a listing of the tenant when that costs
+    /// fewer requests than one read per user, else one documented per-user GET each (also
+    /// for users whose list answer lacked the state).
+    async fn read_states(
+        &mut self,
+        graph: &Graph,
+        mut listed: Option<HashMap<String, MfaState>>,
+    ) -> anyhow::Result<()> {
+        let mut open: Vec<usize> = self
+            .open_rows()
+            .into_iter()
+            .filter(|&i| self.items[i].result.state_before.is_none())
+            .collect();
+        if listed.is_none()
+            && !self.s.per_user_reads
+            && self.reads.pages == 0
+            && open.len() >= resolve::MIN_VALUES_FOR_LISTING
+        {
+            // Counting costs one request; a failure just means reading one by one.
+            if let Ok(n) = graph.count_users().await {
+                if resolve::listing_is_cheaper(open.len(), n) {
+                    let pb = progress::bar(n, "listing users");
+                    let l = resolve::list_tenant(graph, &mut |k| pb.set_position(k)).await?;
+                    pb.finish_and_clear();
+                    self.reads.pages += l.pages;
+                    listed = Some(l.states);
+                }
+            }
+        }
+        if let Some(mut listed) = listed {
+            open.retain(|&i| {
+                let it = &mut self.items[i];
+                match listed.remove(&it.user_id().to_ascii_lowercase()) {
+                    Some(s) => {
+                        it.result.state_before = Some(s);
+                        self.reads.from_list += 1;
+                        false
+                    }
+                    None => true,
+                }
+            });
+            self.reads.list_lacked += open.len() as u64;
+        }
         let ids = user_ids(&self.items, &open);
+        self.reads.per_user += ids.len() as u64;
         let pb = progress::bar(ids.len() as u64, "reading");
         let items = &mut self.items;
         let mut done = 0;
@@ -600,11 +750,19 @@ impl Job {
             })
             .await;
         pb.finish_and_clear();
+        Ok(())
     }
 
     /// Reads whether users have registered an MFA method (`--registration`).
     async fn read_registration(&mut self, graph: &Graph) -> anyhow::Result<()> {
         let open = self.open_rows();
+        if let Some(regs) = &self.registrations {
+            for i in open {
+                let it = &mut self.items[i];
+                it.result.mfa_registered = regs.get(it.user_id()).map(|r| r.mfa_registered);
+            }
+            return Ok(());
+        }
         let ids = user_ids(&self.items, &open);
         let items = &mut self.items;
         graph
@@ -676,7 +834,7 @@ impl Job {
         summary.run_record(
             self.s.rule.command(),
             identity,
-            self.s.source.file(),
+            &self.s.source.name(),
             &self.input_sha256,
             options,
             self.started,
@@ -691,10 +849,7 @@ impl Job {
 fn options_key(rule: &Rule, source: &Source) -> String {
     match rule {
         Rule::Apply(a) => {
-            let target = match source {
-                Source::Spreadsheet { target, .. } => target.as_str(),
-                Source::EarlierResult { .. } => "",
-            };
+            let target = source.target().map(MfaState::as_str).unwrap_or_default();
             let plan = a
                 .plan
                 .as_ref()
@@ -704,6 +859,25 @@ fn options_key(rule: &Rule, source: &Source) -> String {
         }
         Rule::DryRun | Rule::Revert => String::new(),
     }
+}
+
+/// A plan of directory users, keyed by the rows of this listing: each user's plan row wherever
+/// the listing puts them now (membership may have changed since the dry-run: users the plan
+/// does not have are not approved, and are left alone).
+fn plan_by_user(plan: HashMap<u64, ResultRow>, items: &[Item]) -> HashMap<u64, ResultRow> {
+    let mut by_user: HashMap<String, ResultRow> = plan
+        .into_values()
+        .filter_map(|r| Some((r.user_id.clone()?.to_ascii_lowercase(), r)))
+        .collect();
+    items
+        .iter()
+        .filter_map(|it| {
+            let id = it.user.as_ref()?.id.to_ascii_lowercase();
+            let mut r = by_user.remove(&id)?;
+            r.row = it.input.row;
+            Some((it.input.row, r))
+        })
+        .collect()
 }
 
 /// Reads a dry-run result file for `--plan` and checks it belongs to this input.

@@ -7,18 +7,20 @@
 //!
 //! A run is a [`Source`] of rows and a [`Rule`] for them, driven by [`run`]:
 //! - `row`: the row model (one [`Item`](row) per input row);
-//! - `source`: reading the rows and resolving them to users;
+//! - `source`: reading the rows (a file, or the directory: a group, a filter) and resolving
+//!   them to users; `reads`: how states were read (lists or per user), for the summary;
 //! - `plan`: what to do for each user, by rule;
 //! - `confirm`: the plan shown and the question asked before writing;
 //! - `write`, `journal`: the write phase and what lets a rerun continue;
 //! - `job`: one run from settings to exit code; `summary`: its end.
 
 mod confirm;
-mod interrupt;
+pub(crate) mod interrupt;
 mod job;
 mod journal;
 mod plan;
-mod progress;
+pub(crate) mod progress;
+pub(crate) mod reads;
 mod row;
 mod source;
 mod summary;
@@ -26,5 +28,6 @@ mod write;
 
 pub use job::{run, ApplyOptions, Rule, RunSettings, StoppedAfterSending, UsageError};
 pub use plan::{decide, reached, Decision};
-pub use source::Source;
+pub(crate) use source::{filter_error, find_group};
+pub use source::{DirectoryUsers, Source, REPORT_STATE_COLUMN};
 pub use summary::Summary;

@@ -77,6 +77,17 @@ impl Resolving {
     }
 }
 
+/// A spinner for users read a page at a time (`report`, `--group`, `--filter`): "listing
+/// users: N pages, M users" from the start; [`Resolving::listed`] after each page.
+pub fn pages(what: &str) -> Resolving {
+    let listing = Arc::new(Listing::default());
+    listing.on.store(true, Ordering::Relaxed);
+    Resolving {
+        pb: new_bar(0, what, listing.clone()),
+        listing,
+    }
+}
+
 /// What the spinner shows while the tenant is listed.
 #[derive(Default)]
 struct Listing {

@@ -122,9 +122,18 @@ pub(super) fn flush_items(
     items: &mut [Item],
     writer: &mut report::OrderedWriter,
 ) -> anyhow::Result<()> {
+    flush_items_from(items, 0, writer)
+}
+
+/// [`flush_items`] for rows that start at input position `base` (a chunk of a streamed run).
+pub(super) fn flush_items_from(
+    items: &mut [Item],
+    base: usize,
+    writer: &mut report::OrderedWriter,
+) -> anyhow::Result<()> {
     for (i, it) in items.iter_mut().enumerate() {
         if it.done && !it.flushed {
-            writer.put(i, it.result_row())?;
+            writer.put(base + i, it.result_row())?;
             it.flushed = true;
         }
     }

@@ -59,6 +59,12 @@ pub struct Summary {
     /// users this tool is for (they never get the "Additional security verification" page).
     pub registered_but_disabled: u64,
     pub strategy: Strategy,
+    /// How users and states were read (lists or one by one), when the run read any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reads: Option<super::reads::Reads>,
+    /// Lines the text summary adds before the result file's name (how users were read...).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     pub interrupted: bool,
     pub graph: Stats,
     #[serde(skip)]
@@ -166,11 +172,28 @@ impl Summary {
             registration_unknown,
             registered_but_disabled,
             strategy,
+            reads: None,
+            notes: Vec::new(),
             interrupted,
             graph,
             attention: items.iter().any(|it| needs_attention(&it.result.outcome)),
             acting,
         }
+    }
+
+    /// Adds the counts of another part of the same run (a chunk of a streamed dry-run).
+    pub(super) fn absorb(&mut self, other: Summary) {
+        self.rows += other.rows;
+        for (k, n) in other.counts {
+            match self.counts.iter_mut().find(|(key, _)| *key == k) {
+                Some((_, m)) => *m += n,
+                None => self.counts.push((k, n)),
+            }
+        }
+        self.need_mfasetup.extend(other.need_mfasetup);
+        self.registration_unknown += other.registration_unknown;
+        self.registered_but_disabled += other.registered_but_disabled;
+        self.attention |= other.attention;
     }
 
     pub fn exit_code(&self) -> ExitCode {
@@ -266,6 +289,11 @@ impl Summary {
         } else {
             ""
         };
+        let column = if info.format == "directory" {
+            String::new()
+        } else {
+            format!(", column \"{}\"", info.column)
+        };
         let admin = identity
             .user
             .as_ref()
@@ -273,10 +301,9 @@ impl Summary {
             .unwrap_or_default();
         writeln!(
             out,
-            "{} of {}{sheet}, column \"{}\": {} rows, tenant {}{admin}{sim}",
+            "{} of {}{sheet}{column}: {} rows, tenant {}{admin}{sim}",
             self.command,
             info.path.display(),
-            info.column,
             self.rows,
             identity.tenant_id
         )?;
@@ -312,6 +339,9 @@ impl Summary {
                 self.registration_unknown,
                 users(self.registration_unknown as usize)
             )?;
+        }
+        for note in &self.notes {
+            writeln!(out, "{note}")?;
         }
         match record {
             Some(record) => writeln!(
@@ -365,6 +395,12 @@ impl Summary {
             }
         }
         rec.graph = serde_json::to_value(&self.graph).unwrap_or_default();
+        if let (Some(reads), Some(g)) = (&self.reads, rec.graph.as_object_mut()) {
+            g.insert(
+                "reads".into(),
+                serde_json::to_value(reads).unwrap_or_default(),
+            );
+        }
         rec.result_file = output.display().to_string();
         rec.exit_code = code.code();
         rec.interrupted = self.interrupted;

@@ -32,6 +32,7 @@ mod certificate;
 mod claims;
 pub mod config;
 mod errors;
+mod listing;
 pub mod managed_identity;
 mod ops;
 pub mod pacer;
@@ -43,6 +44,10 @@ mod transport;
 
 pub use config::Cloud;
 pub use errors::parse_retry_after;
+pub use listing::{
+    is_object_id, is_unsupported_query, Group, ListedUser, MfaPolicies, OtherMember, Registration,
+    Registrations, ReportUnavailable, UserPages, UserSet,
+};
 pub use ops::{user_path, USER_SELECT};
 
 pub use certificate::AppCertificate;

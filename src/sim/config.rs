@@ -48,6 +48,23 @@ pub struct TenantSeed {
     #[serde(default)]
     pub clients: Vec<ClientSeed>,
     pub users: Vec<UserSeed>,
+    /// Groups; members may be users, other groups (nested) or [`TenantSeed::objects`].
+    #[serde(default)]
+    pub groups: Vec<GroupSeed>,
+    /// Directory objects that are neither users nor groups (devices, service principals,
+    /// contacts), for group membership.
+    #[serde(default)]
+    pub objects: Vec<ObjectSeed>,
+    /// Security defaults on (`GET /policies/identitySecurityDefaultsEnforcementPolicy`).
+    #[serde(default)]
+    pub security_defaults: bool,
+    /// Conditional Access policies as Graph shows them (`/identity/conditionalAccess/policies`).
+    #[serde(default)]
+    pub conditional_access_policies: Vec<serde_json::Value>,
+    /// Whether `/users` lists answer `perUserMfaState` when it is selected (Graph does,
+    /// although only the per-user GET documents it); false models an answer without it.
+    #[serde(default = "yes")]
+    pub lists_per_user_mfa_state: bool,
     /// Managed identities the simulated Azure resource has (served by the instance metadata
     /// and `IDENTITY_ENDPOINT` endpoints).
     #[serde(default)]
@@ -78,6 +95,29 @@ pub struct ManagedIdentitySeed {
     /// Application permissions granted (`New-MgServicePrincipalAppRoleAssignment`).
     #[serde(default)]
     pub roles: Vec<String>,
+}
+
+/// A group of the seeded tenant.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupSeed {
+    pub id: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Object ids of the direct members: users, groups or objects.
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+/// A directory object that is not a user or a group.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectSeed {
+    pub id: String,
+    pub display_name: String,
+    /// `device`, `servicePrincipal` or `orgContact`.
+    pub kind: String,
 }
 
 fn yes() -> bool {
@@ -246,6 +286,28 @@ pub struct UserSeed {
     /// `email`, `softwareOath`, `windowsHelloForBusiness`, `temporaryAccessPass`.
     #[serde(default)]
     pub methods: Vec<String>,
+    /// Organisation data and directory roles (flattened into the user's JSON object).
+    #[serde(flatten)]
+    pub extra: UserExtra,
+}
+
+/// A user's organisation data (what `$filter` on `/users` usually names) and directory roles.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserExtra {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// Entra directory roles held (any makes the registration report's `isAdmin` true).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub directory_roles: Vec<String>,
 }
 
 fn member() -> String {
@@ -457,6 +519,9 @@ impl SimConfig {
         if args.non_premium {
             cfg.tenant.premium = false;
         }
+        if args.no_list_mfa_state {
+            cfg.tenant.lists_per_user_mfa_state = false;
+        }
         Ok(cfg)
     }
 
@@ -652,10 +717,55 @@ pub fn generate_tenant(n: usize, seed: u64) -> TenantSeed {
             account_enabled: rng.f64() > 0.03,
             per_user_mfa_state: state.to_string(),
             methods,
+            extra: UserExtra::default(),
         });
     }
+    add_directory_data(&mut users, &mut base, seed);
     base.users = users;
     base
+}
+
+/// Departments, a few admins and groups for a generated tenant, drawn from their own random
+/// sequence so that the users themselves are the same as before these existed.
+fn add_directory_data(users: &mut [UserSeed], base: &mut TenantSeed, seed: u64) {
+    const DEPARTMENTS: &[&str] = &["Sales", "Finance", "Engineering", "Support", "HR"];
+    let mut rng = fastrand::Rng::with_seed(seed ^ 0x6d66_615f_6275_6c6b);
+    for u in users.iter_mut() {
+        u.extra.department = Some(DEPARTMENTS[rng.usize(..DEPARTMENTS.len())].to_string());
+        if rng.f64() < 0.005 {
+            u.extra.directory_roles = vec!["Global Administrator".to_string()];
+        }
+    }
+    // One group per department, and "All staff" holding every department group (nested)
+    // and a kiosk device.
+    let mut groups: Vec<GroupSeed> = DEPARTMENTS
+        .iter()
+        .map(|d| GroupSeed {
+            id: guid(&mut rng),
+            display_name: d.to_string(),
+            description: Some(format!("Everyone in {d}")),
+            members: users
+                .iter()
+                .filter(|u| u.extra.department.as_deref() == Some(*d) && u.user_type == "Member")
+                .map(|u| u.id.clone())
+                .collect(),
+        })
+        .collect();
+    let kiosk = ObjectSeed {
+        id: guid(&mut rng),
+        display_name: "KIOSK-LOBBY-01".into(),
+        kind: "device".into(),
+    };
+    let mut all: Vec<String> = groups.iter().map(|g| g.id.clone()).collect();
+    all.push(kiosk.id.clone());
+    groups.push(GroupSeed {
+        id: guid(&mut rng),
+        display_name: "All staff".into(),
+        description: Some("Every department".into()),
+        members: all,
+    });
+    base.groups = groups;
+    base.objects = vec![kiosk];
 }
 
 #[cfg(test)]

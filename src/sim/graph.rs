@@ -3,11 +3,12 @@
 //! token check, `$batch`) is in `server.rs`; `$batch` items go through [`execute`] one by
 //! one, exactly like top-level requests.
 
+use super::groups::{parse_cast, Members};
 use super::query::{parse_query, Query};
 use super::state::{Ident, Sim, State};
 use super::throttle::{limit_percentage, retry_after_value, Cost};
 use super::wire::{decode_segment, too_many, Ctx, GErr, Headers, Resp, Ver};
-use super::{faults, methods, requirements, users};
+use super::{faults, groups, methods, policies, requirements, users};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Route {
@@ -20,6 +21,11 @@ pub(super) enum Route {
     RegOne(String),
     Organization,
     Me,
+    Groups,
+    Group(String),
+    GroupMembers(String, Members),
+    SecurityDefaults,
+    ConditionalAccess,
 }
 
 /// One Graph request: top-level, or an item of a `$batch`.
@@ -135,7 +141,23 @@ fn dispatch(
     let ver = item.ver;
     let h = item.headers;
     let r = match (item.method, route) {
-        ("GET", Route::Users) => users::list(st, ctx, ident, ver, item.rest, q, h)?,
+        ("GET", Route::Users) => users::list(
+            st,
+            ctx,
+            ident,
+            ver,
+            item.rest,
+            q,
+            h,
+            sim.cfg.tenant.lists_per_user_mfa_state,
+        )?,
+        ("GET", Route::Groups) => groups::list(sim, ctx, ident, ver, item.rest, q, h)?,
+        ("GET", Route::Group(id)) => groups::get(sim, ctx, ident, ver, &id, q)?,
+        ("GET", Route::GroupMembers(id, which)) => {
+            groups::list_members(sim, st, ctx, ident, ver, item.rest, &id, &which, q, h)?
+        }
+        ("GET", Route::SecurityDefaults) => policies::security_defaults(sim, ctx, ident, ver)?,
+        ("GET", Route::ConditionalAccess) => policies::conditional_access(sim, ctx, ident, ver)?,
         ("GET", Route::UsersCount) => users::count(st, ident, q, h)?,
         ("GET", Route::User(k)) => users::get(st, ctx, ident, ver, &k, q)?,
         ("GET", Route::Me) => users::me(ctx, ident, ver)?,
@@ -168,7 +190,12 @@ fn cost_of(method: &str, route: &Route, q: &Query) -> Cost {
         };
     }
     let mut ru: i64 = match route {
-        Route::Users | Route::RegList | Route::Methods(_) => 2,
+        Route::Users
+        | Route::RegList
+        | Route::Methods(_)
+        | Route::Groups
+        | Route::GroupMembers(..)
+        | Route::ConditionalAccess => 2,
         _ => 1,
     };
     if q.select.is_some() {
@@ -229,6 +256,41 @@ pub(super) fn parse_route(ver: Ver, rest: &str) -> Result<Route, GErr> {
         return Err(segment_error(
             segs.get(1).map(String::as_str).unwrap_or(first),
         ));
+    } else if lower == "groups" {
+        return match (segs.get(1), segs.get(2), segs.get(3), segs.len()) {
+            (None, ..) => Ok(Route::Groups),
+            (Some(id), None, _, 2) if !id.is_empty() => Ok(Route::Group(id.clone())),
+            (Some(id), Some(rel), cast, n) if n <= 4 => {
+                let transitive = match rel.to_ascii_lowercase().as_str() {
+                    "members" => false,
+                    "transitivemembers" => true,
+                    _ => return Err(segment_error(rel)),
+                };
+                let cast = cast.map(|c| parse_cast(c)).transpose()?;
+                Ok(Route::GroupMembers(
+                    id.clone(),
+                    Members { transitive, cast },
+                ))
+            }
+            (_, _, _, _) => Err(segment_error(
+                segs.last().map(String::as_str).unwrap_or(first),
+            )),
+        };
+    } else if lower == "policies" && segs.len() == 2 {
+        return if segs[1].eq_ignore_ascii_case("identitySecurityDefaultsEnforcementPolicy") {
+            Ok(Route::SecurityDefaults)
+        } else {
+            Err(segment_error(&segs[1]))
+        };
+    } else if lower == "identity" {
+        let s: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
+        return if s.len() == 3 && s[1] == "conditionalaccess" && s[2] == "policies" {
+            Ok(Route::ConditionalAccess)
+        } else {
+            Err(segment_error(
+                segs.get(1).map(String::as_str).unwrap_or(first),
+            ))
+        };
     } else if lower == "organization" && segs.len() == 1 {
         return Ok(Route::Organization);
     } else if lower == "me" && segs.len() == 1 {

@@ -117,12 +117,20 @@ fn report_method(kind: &str) -> &str {
 fn reg_json(u: &User) -> Value {
     let registered = u.has_mfa_method();
     let methods: Vec<&str> = u.seed.methods.iter().map(|m| report_method(m)).collect();
+    // The default: the first method that is a second factor, as the admin or user chose it.
+    let default = u
+        .seed
+        .methods
+        .iter()
+        .find(|m| !matches!(m.as_str(), "email" | "temporaryAccessPass"))
+        .map_or("none", |m| report_method(m));
     json!({
         "id": u.id(),
         "userPrincipalName": u.upn(),
         "userDisplayName": u.seed.display_name,
         "userType": u.seed.user_type.to_ascii_lowercase(),
-        "isAdmin": false,
+        "isAdmin": !u.seed.extra.directory_roles.is_empty(),
+        "defaultMfaMethod": default,
         "isSsprRegistered": registered,
         "isSsprEnabled": false,
         "isSsprCapable": false,
@@ -190,27 +198,56 @@ pub(super) fn reg_list(
     q: &Query,
 ) -> Result<Resp, GErr> {
     check_report(sim, st, ident)?;
-    let mut items: Vec<Value> = st.users.iter().map(reg_json).collect();
-    if let Some(f) = &q.filter {
-        let f = Filter::parse(f, reg_schema)?;
-        items.retain(|v| f.matches(&|p| reg_val(v, p)));
-    }
     if let Some(sel) = &q.select {
         for s in sel {
             if reg_schema(s).is_none()
-                && !["isSsprRegistered", "lastUpdatedDateTime"].contains(&s.as_str())
+                && ![
+                    "isSsprRegistered",
+                    "lastUpdatedDateTime",
+                    "defaultMfaMethod",
+                ]
+                .contains(&s.as_str())
             {
                 return Err(GErr::bad(format!(
                     "Could not find a property named '{s}' on type 'microsoft.graph.userRegistrationDetails'."
                 )));
             }
         }
-        for v in items.iter_mut() {
-            if let Some(o) = v.as_object_mut() {
+    }
+    // The filter is judged on each user's row; only this page's rows are kept as JSON (a
+    // big tenant's report is many pages: building every row for every page was quadratic).
+    let filter = q
+        .filter
+        .as_deref()
+        .map(|f| Filter::parse(f, reg_schema))
+        .transpose()?;
+    let matching: Vec<&User> = st
+        .users
+        .iter()
+        .filter(|u| {
+            filter.as_ref().is_none_or(|f| {
+                let v = reg_json(u);
+                f.matches(&|p| reg_val(&v, p))
+            })
+        })
+        .collect();
+    let top = q.top.unwrap_or(100);
+    let start = q.skip.min(matching.len());
+    let window = start..(start + top).min(matching.len());
+    let items: Vec<Value> = matching
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            if !window.contains(&i) {
+                return Value::Null;
+            }
+            let mut v = reg_json(u);
+            if let (Some(sel), Some(o)) = (&q.select, v.as_object_mut()) {
                 o.retain(|k, _| sel.iter().any(|s| s.eq_ignore_ascii_case(k)));
             }
-        }
-    }
+            v
+        })
+        .collect();
     let context = format!(
         "{}/{}/$metadata#reports/authenticationMethods/userRegistrationDetails",
         ctx.base,

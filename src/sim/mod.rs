@@ -24,7 +24,8 @@
 
 // Layers (each file uses only files above it, so there is no import circle):
 // `wire` (shapes), `throttle`, `clients`, `config`, `state`, `filter`, `query`, `faults`,
-// `tokens`, `signin`, `auth`, `managed_identity`, `users`, `methods`, `requirements`, `graph` (one request), `batch`, `inspect`,
+// `tokens`, `signin`, `auth`, `managed_identity`, `users`, `groups`, `methods`, `policies`,
+// `requirements`, `graph` (one request), `batch`, `inspect`,
 // `server` (listener and dispatcher), and this file (the public API).
 mod auth;
 mod batch;
@@ -33,9 +34,11 @@ mod config;
 mod faults;
 mod filter;
 mod graph;
+mod groups;
 mod inspect;
 mod managed_identity;
 mod methods;
+mod policies;
 mod query;
 mod requirements;
 mod server;
@@ -62,8 +65,9 @@ pub use clients::{
     SIM_READONLY_MANAGED_IDENTITY_ID,
 };
 pub use config::{
-    generate_tenant, AdminSeed, ClientSeed, FaultConfig, Limits, LimitsChange, LimitsNow,
-    ManagedIdentitySeed, SimConfig, TenantSeed, UserSeed, SAMPLE_TENANT_JSON, SIM_IDENTITY_HEADER,
+    generate_tenant, AdminSeed, ClientSeed, FaultConfig, GroupSeed, Limits, LimitsChange,
+    LimitsNow, ManagedIdentitySeed, ObjectSeed, SimConfig, TenantSeed, UserExtra, UserSeed,
+    SAMPLE_TENANT_JSON, SIM_IDENTITY_HEADER,
 };
 pub use state::{Counters, LogEntry, UserState};
 

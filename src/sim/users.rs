@@ -33,6 +33,11 @@ const PROPS: &[&str] = &[
     "mobilePhone",
     "officeLocation",
     "preferredLanguage",
+    "department",
+    "companyName",
+    "city",
+    "country",
+    "perUserMfaState",
 ];
 
 const DEFAULT_V1: &[&str] = &[
@@ -54,7 +59,8 @@ fn canonical(name: &str) -> Option<&'static str> {
 }
 
 pub(super) fn schema(name: &str) -> Option<(&'static str, Kind)> {
-    let p = canonical(name)?;
+    // Selectable on lists, not filterable (nothing documents it as either).
+    let p = canonical(name).filter(|p| *p != "perUserMfaState")?;
     let kind = match p {
         "otherMails" | "proxyAddresses" | "businessPhones" => Kind::List,
         "accountEnabled" => Kind::Bool,
@@ -81,6 +87,12 @@ pub(super) fn prop(u: &User, p: &str) -> Value {
         "userType" => json!(s.user_type),
         "accountEnabled" => json!(s.account_enabled),
         "businessPhones" => json!([]),
+        "jobTitle" => opt(&s.extra.job_title),
+        "department" => opt(&s.extra.department),
+        "companyName" => opt(&s.extra.company_name),
+        "city" => opt(&s.extra.city),
+        "country" => opt(&s.extra.country),
+        "perUserMfaState" => json!(s.per_user_mfa_state),
         _ => Value::Null,
     }
 }
@@ -115,17 +127,48 @@ fn selection(q: &Query) -> Result<Option<Vec<&'static str>>, GErr> {
         .map(Some)
 }
 
-fn user_json(u: &User, ver: Ver, sel: &Option<Vec<&'static str>>) -> Value {
-    let props: Vec<&str> = match sel {
-        Some(s) => s.clone(),
-        None if ver == Ver::V1 => DEFAULT_V1.to_vec(),
-        None => PROPS.to_vec(),
-    };
-    let mut m = Map::new();
-    for p in props {
-        m.insert(p.to_string(), prop(u, p));
+/// How a user becomes JSON: which properties, and whether `perUserMfaState` is answered
+/// (only when selected, and only if the tenant's lists answer it: see
+/// `TenantSeed::lists_per_user_mfa_state`).
+#[derive(Clone)]
+pub(super) struct Shape {
+    pub ver: Ver,
+    pub sel: Option<Vec<&'static str>>,
+    pub state: bool,
+}
+
+impl Shape {
+    pub fn new(ver: Ver, q: &Query, state: bool) -> Result<Shape, GErr> {
+        Ok(Shape {
+            ver,
+            sel: selection(q)?,
+            state,
+        })
     }
-    Value::Object(m)
+
+    pub fn json(&self, u: &User) -> Value {
+        let props: Vec<&str> = match &self.sel {
+            Some(s) => s.clone(),
+            None if self.ver == Ver::V1 => DEFAULT_V1.to_vec(),
+            None => PROPS
+                .iter()
+                .copied()
+                .filter(|p| *p != "perUserMfaState")
+                .collect(),
+        };
+        let mut m = Map::new();
+        for p in props {
+            if p == "perUserMfaState" && !self.state {
+                continue;
+            }
+            m.insert(p.to_string(), prop(u, p));
+        }
+        Value::Object(m)
+    }
+
+    pub fn context(&self, ctx: &Ctx) -> String {
+        context_users(ctx, self.ver, &self.sel)
+    }
 }
 
 fn context_users(ctx: &Ctx, ver: Ver, sel: &Option<Vec<&'static str>>) -> String {
@@ -151,17 +194,28 @@ pub(super) fn get(
     if !ident.allows(USER_READ, &[]) {
         return Err(GErr::denied());
     }
-    let sel = selection(q)?;
+    let shape = Shape::new(ver, q, true)?;
     let i = st.find_user(key).ok_or_else(|| GErr::not_found(key))?;
-    let mut v = user_json(&st.users[i], ver, &sel);
+    let mut v = shape.json(&st.users[i]);
     v.as_object_mut().expect("object").insert(
         "@odata.context".into(),
-        format!("{}/$entity", context_users(ctx, ver, &sel)).into(),
+        format!("{}/$entity", shape.context(ctx)).into(),
     );
     Ok(Resp::json(200, v))
 }
 
 fn filtered<'a>(st: &'a State, q: &Query, h: &Headers) -> Result<Vec<&'a User>, GErr> {
+    filter_users(st.users.iter(), q, h, false)
+}
+
+/// The users `q`'s `$filter` keeps, with Graph's advanced-query rules (`always_advanced`:
+/// the collection only supports advanced queries, like a group's members).
+pub(super) fn filter_users<'a>(
+    users: impl Iterator<Item = &'a User>,
+    q: &Query,
+    h: &Headers,
+    always_advanced: bool,
+) -> Result<Vec<&'a User>, GErr> {
     if q.search {
         require_advanced(h, q, false)?;
     }
@@ -169,19 +223,16 @@ fn filtered<'a>(st: &'a State, q: &Query, h: &Headers) -> Result<Vec<&'a User>, 
         require_advanced(h, q, false)?;
     }
     let Some(f) = &q.filter else {
-        return Ok(st.users.iter().collect());
+        return Ok(users.collect());
     };
     let f = Filter::parse(f, schema)?;
-    if f.advanced {
+    if f.advanced || always_advanced {
         require_advanced(h, q, true)?;
     }
-    Ok(st
-        .users
-        .iter()
-        .filter(|u| f.matches(&|p| val(u, p)))
-        .collect())
+    Ok(users.filter(|u| f.matches(&|p| val(u, p))).collect())
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(super) fn list(
     st: &State,
     ctx: &Ctx,
@@ -190,14 +241,19 @@ pub(super) fn list(
     rest: &str,
     q: &Query,
     h: &Headers,
+    state_in_lists: bool,
 ) -> Result<Resp, GErr> {
     if !ident.allows(USER_READ, &[]) {
         return Err(GErr::denied());
     }
-    let sel = selection(q)?;
+    let shape = Shape::new(ver, q, state_in_lists)?;
     let users = filtered(st, q, h)?;
-    // Only this page's users become JSON (`page` skips the placeholders): building every
-    // user's JSON for every page made listing a big tenant quadratic.
+    Ok(user_page(ctx, rest, q, &shape, &users))
+}
+
+/// One page of `users`: only this page's users become JSON (`page` skips the placeholders):
+/// building every user's JSON for every page made listing a big tenant quadratic.
+pub(super) fn user_page(ctx: &Ctx, rest: &str, q: &Query, shape: &Shape, users: &[&User]) -> Resp {
     let top = q.top.unwrap_or(100);
     let start = q.skip.min(users.len());
     let window = start..(start + top).min(users.len());
@@ -206,20 +262,13 @@ pub(super) fn list(
         .enumerate()
         .map(|(i, u)| {
             if window.contains(&i) {
-                user_json(u, ver, &sel)
+                shape.json(u)
             } else {
                 serde_json::Value::Null
             }
         })
         .collect();
-    Ok(page(
-        ctx,
-        ver,
-        rest,
-        q,
-        items,
-        context_users(ctx, ver, &sel),
-    ))
+    page(ctx, shape.ver, rest, q, items, shape.context(ctx))
 }
 
 pub(super) fn count(st: &State, ident: &Ident, q: &Query, h: &Headers) -> Result<Resp, GErr> {

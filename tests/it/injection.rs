@@ -135,6 +135,7 @@ fn user(id: u32, upn: &str, display: &str) -> UserSeed {
         account_enabled: true,
         per_user_mfa_state: "disabled".into(),
         methods: vec![],
+        extra: Default::default(),
     }
 }
 

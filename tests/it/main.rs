@@ -34,5 +34,8 @@ mod sim_inspect;
 mod sim_mfa;
 mod sim_throttle;
 mod sim_users;
+mod targets;
+mod targets_stream;
+mod tenant_report;
 mod token_rejected;
 mod truths;
