@@ -38,7 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::check::run(settings::GraphTarget::from_args(&args.graph), args.json)
         }
         Command::Logout(args) => settings::logout(&args),
-        Command::Sim(args) => crate::sim::run_cli(&args),
+        Command::Sim(args) => crate::sim::run_cli(settings::sim_config(&args)?),
         Command::Validate(args) => crate::validate::run(&args),
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::cli::{
     ApplyArgs, Cloud as CloudArg, GraphArgs, LogoutArgs, ReportArgs, ReportOnly, RevertArgs,
-    RunArgs, RunInputArgs, UserTypeArg,
+    RunArgs, RunInputArgs, SimArgs, UserTypeArg,
 };
 use crate::engine::{ApplyOptions, DirectoryUsers, Rule, RunSettings, Source};
 use crate::exit::ExitCode;
@@ -20,6 +20,9 @@ use crate::graph::{
 };
 use crate::input::ReadOptions;
 use crate::model::MfaState;
+use crate::sim::SimConfig;
+use anyhow::Context;
+use std::net::SocketAddr;
 
 /// Where a run signs in: a tenant, or the built-in simulator started for this run.
 #[derive(Debug)]
@@ -513,6 +516,66 @@ pub fn logout(args: &LogoutArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// `mfa-bulk sim`'s options: the simulator to start, checked (loopback only, rates and
+/// fractions in range).
+pub fn sim_config(args: &SimArgs) -> anyhow::Result<SimConfig> {
+    let listen: SocketAddr = args.listen.parse().with_context(|| {
+        format!(
+            "--listen {}: expected an address like 127.0.0.1:8400",
+            args.listen
+        )
+    })?;
+    if !listen.ip().is_loopback() {
+        anyhow::bail!(
+            "--listen {listen}: the simulator only listens on loopback (127.0.0.1 or [::1])"
+        );
+    }
+    let tenant = if let Some(path) = &args.tenant {
+        SimConfig::load_tenant(path)?
+    } else if let Some(n) = args.users {
+        crate::sim::generate_tenant(n, args.seed)
+    } else {
+        SimConfig::sample().tenant
+    };
+    if !(args.time_scale > 0.0 && args.time_scale.is_finite()) {
+        anyhow::bail!("--time-scale must be a positive number");
+    }
+    for (name, v) in [
+        ("--error-rate", args.error_rate),
+        ("--drop-rate", args.drop_rate),
+        ("--lost-write-rate", args.lost_write_rate),
+    ] {
+        if !(0.0..=1.0).contains(&v) {
+            anyhow::bail!("{name} must be between 0.0 and 1.0");
+        }
+    }
+    let (lo, hi) = crate::sim::parse_latency(&args.latency)?;
+    let mut cfg = SimConfig::with_tenant(tenant);
+    cfg.listen = listen;
+    cfg.time_scale = args.time_scale;
+    cfg.seed = args.seed;
+    cfg.limits.ru_per_10s = args.ru_budget;
+    cfg.limits.writes_per_150s = args.write_limit;
+    cfg.limits.token_lifetime_secs = args.token_lifetime;
+    cfg.limits.device_code_auto_approve_polls = args.approve_after_polls;
+    cfg.limits.report_requests_per_10s = args.report_limit;
+    cfg.faults = crate::sim::FaultConfig {
+        error_rate: args.error_rate,
+        drop_rate: args.drop_rate,
+        lost_write_rate: args.lost_write_rate,
+        latency_min_ms: lo,
+        latency_max_ms: hi,
+        premium: None,
+    };
+    if args.non_premium {
+        cfg.tenant.premium = false;
+    }
+    if args.no_list_mfa_state {
+        cfg.tenant.lists_per_user_mfa_state = false;
+    }
+    Ok(cfg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -732,5 +795,40 @@ mod tests {
             a.concurrency = 0;
             assert!(cfg(&a, ENV).is_err(), "--concurrency 0, sim {sim}");
         }
+    }
+
+    fn sim_args(extra: &[&str]) -> SimArgs {
+        use clap::Parser;
+        let mut v = vec!["mfa-bulk", "sim"];
+        v.extend_from_slice(extra);
+        match crate::cli::Cli::parse_from(v).command {
+            crate::cli::Command::Sim(a) => a,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn sim_options_are_checked() {
+        let c = sim_config(&sim_args(&["--listen", "127.0.0.1:0", "--latency", "5-50"])).unwrap();
+        assert_eq!((c.faults.latency_min_ms, c.faults.latency_max_ms), (5, 50));
+        assert_eq!(c.tenant.users.len(), 17);
+        assert!(sim_config(&sim_args(&["--listen", "10.0.0.1:80"])).is_err());
+        assert!(sim_config(&sim_args(&["--error-rate", "1.5"])).is_err());
+        assert!(sim_config(&sim_args(&["--latency", "50-5"])).is_err());
+        assert!(sim_config(&sim_args(&["--time-scale", "0"])).is_err());
+        let c = sim_config(&sim_args(&["--users", "700", "--non-premium"])).unwrap();
+        assert!(!c.tenant.premium);
+        assert_eq!(c.ru_budget(), 8000);
+        let c = sim_config(&sim_args(&["--ru-budget", "100"])).unwrap();
+        assert_eq!(c.ru_budget(), 100);
+    }
+
+    #[test]
+    fn loads_a_tenant_file() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/tenant.json");
+        let t = SimConfig::load_tenant(&path).unwrap();
+        assert_eq!(t.users.len(), 17);
+        let err = SimConfig::load_tenant(std::path::Path::new("no/such/file.json")).unwrap_err();
+        assert!(format!("{err:#}").contains("no/such/file.json"));
     }
 }

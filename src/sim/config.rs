@@ -8,7 +8,6 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use super::clients::SIM_CLIENT_ID;
-use crate::cli::SimArgs;
 
 /// The sample tenant (matches the files in `samples/`).
 pub const SAMPLE_TENANT_JSON: &str = include_str!("../../samples/tenant.json");
@@ -467,64 +466,6 @@ impl SimConfig {
         Ok(t)
     }
 
-    pub fn from_args(args: &SimArgs) -> anyhow::Result<SimConfig> {
-        let listen: SocketAddr = args.listen.parse().with_context(|| {
-            format!(
-                "--listen {}: expected an address like 127.0.0.1:8400",
-                args.listen
-            )
-        })?;
-        if !listen.ip().is_loopback() {
-            anyhow::bail!(
-                "--listen {listen}: the simulator only listens on loopback (127.0.0.1 or [::1])"
-            );
-        }
-        let tenant = if let Some(path) = &args.tenant {
-            SimConfig::load_tenant(path)?
-        } else if let Some(n) = args.users {
-            generate_tenant(n, args.seed)
-        } else {
-            SimConfig::sample().tenant
-        };
-        if !(args.time_scale > 0.0 && args.time_scale.is_finite()) {
-            anyhow::bail!("--time-scale must be a positive number");
-        }
-        for (name, v) in [
-            ("--error-rate", args.error_rate),
-            ("--drop-rate", args.drop_rate),
-            ("--lost-write-rate", args.lost_write_rate),
-        ] {
-            if !(0.0..=1.0).contains(&v) {
-                anyhow::bail!("{name} must be between 0.0 and 1.0");
-            }
-        }
-        let (lo, hi) = parse_latency(&args.latency)?;
-        let mut cfg = SimConfig::with_tenant(tenant);
-        cfg.listen = listen;
-        cfg.time_scale = args.time_scale;
-        cfg.seed = args.seed;
-        cfg.limits.ru_per_10s = args.ru_budget;
-        cfg.limits.writes_per_150s = args.write_limit;
-        cfg.limits.token_lifetime_secs = args.token_lifetime;
-        cfg.limits.device_code_auto_approve_polls = args.approve_after_polls;
-        cfg.limits.report_requests_per_10s = args.report_limit;
-        cfg.faults = FaultConfig {
-            error_rate: args.error_rate,
-            drop_rate: args.drop_rate,
-            lost_write_rate: args.lost_write_rate,
-            latency_min_ms: lo,
-            latency_max_ms: hi,
-            premium: None,
-        };
-        if args.non_premium {
-            cfg.tenant.premium = false;
-        }
-        if args.no_list_mfa_state {
-            cfg.tenant.lists_per_user_mfa_state = false;
-        }
-        Ok(cfg)
-    }
-
     /// The RU budget per 10 s: configured, or by tenant size as Graph documents.
     pub fn ru_budget(&self) -> u32 {
         self.limits
@@ -537,7 +478,7 @@ impl SimConfig {
     }
 }
 
-fn parse_latency(s: &str) -> anyhow::Result<(u64, u64)> {
+pub fn parse_latency(s: &str) -> anyhow::Result<(u64, u64)> {
     let bad =
         || anyhow::anyhow!("--latency {s}: expected milliseconds, MIN or MIN-MAX (e.g. 5-50)");
     let (lo, hi) = match s.split_once('-') {
@@ -771,16 +712,6 @@ fn add_directory_data(users: &mut [UserSeed], base: &mut TenantSeed, seed: u64) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    fn args(extra: &[&str]) -> SimArgs {
-        let mut v = vec!["mfa-bulk", "sim"];
-        v.extend_from_slice(extra);
-        match crate::cli::Cli::parse_from(v).command {
-            crate::cli::Command::Sim(a) => a,
-            _ => unreachable!(),
-        }
-    }
 
     #[test]
     fn sample_tenant_matches_the_samples_spec() {
@@ -839,32 +770,6 @@ mod tests {
         let ids: std::collections::HashSet<_> = t.users.iter().map(|u| &u.id).collect();
         assert_eq!(ids.len(), 17);
         assert_eq!(SimConfig::sample().ru_budget(), 3500);
-    }
-
-    #[test]
-    fn from_args_checks_its_options() {
-        let c =
-            SimConfig::from_args(&args(&["--listen", "127.0.0.1:0", "--latency", "5-50"])).unwrap();
-        assert_eq!((c.faults.latency_min_ms, c.faults.latency_max_ms), (5, 50));
-        assert_eq!(c.tenant.users.len(), 17);
-        assert!(SimConfig::from_args(&args(&["--listen", "10.0.0.1:80"])).is_err());
-        assert!(SimConfig::from_args(&args(&["--error-rate", "1.5"])).is_err());
-        assert!(SimConfig::from_args(&args(&["--latency", "50-5"])).is_err());
-        assert!(SimConfig::from_args(&args(&["--time-scale", "0"])).is_err());
-        let c = SimConfig::from_args(&args(&["--users", "700", "--non-premium"])).unwrap();
-        assert!(!c.tenant.premium);
-        assert_eq!(c.ru_budget(), 8000);
-        let c = SimConfig::from_args(&args(&["--ru-budget", "100"])).unwrap();
-        assert_eq!(c.ru_budget(), 100);
-    }
-
-    #[test]
-    fn loads_a_tenant_file() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/tenant.json");
-        let t = SimConfig::load_tenant(&path).unwrap();
-        assert_eq!(t.users.len(), 17);
-        let err = SimConfig::load_tenant(std::path::Path::new("no/such/file.json")).unwrap_err();
-        assert!(format!("{err:#}").contains("no/such/file.json"));
     }
 
     #[test]

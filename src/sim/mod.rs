@@ -64,6 +64,7 @@ pub use clients::{
     SIM_CONSENT_DENIED_CLIENT_ID, SIM_GRAPH_CLI_CLIENT_ID, SIM_MANAGED_IDENTITY_ID,
     SIM_READONLY_MANAGED_IDENTITY_ID,
 };
+pub use config::parse_latency;
 pub use config::{
     generate_tenant, AdminSeed, ClientSeed, FaultConfig, GroupSeed, Limits, LimitsChange,
     LimitsNow, ManagedIdentitySeed, ObjectSeed, SimConfig, TenantSeed, UserExtra, UserSeed,
@@ -71,7 +72,6 @@ pub use config::{
 };
 pub use state::{Counters, LogEntry, UserState};
 
-use crate::cli::SimArgs;
 use crate::exit::ExitCode;
 
 /// A running simulator. Dropping it stops the server.
@@ -198,9 +198,8 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<SimHandle> {
 }
 
 /// `mfa-bulk sim`: prints `listening on http://…` and serves until Ctrl-C.
-pub fn run_cli(args: &SimArgs) -> anyhow::Result<ExitCode> {
+pub fn run_cli(cfg: SimConfig) -> anyhow::Result<ExitCode> {
     use std::io::Write;
-    let cfg = SimConfig::from_args(args)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
