@@ -50,7 +50,7 @@ struct Report {
 
 /// Runs `check` (builds its own runtime: the rest of dispatch is synchronous).
 /// `target` is where to sign in, or the configuration error found building it.
-pub fn run(target: Result<GraphTarget, GraphError>, json: bool) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(target: Result<GraphTarget, GraphError>, json: bool) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

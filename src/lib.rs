@@ -4,20 +4,20 @@
 //! (plan, apply, read back) → [`report`] (result file). [`graph`] is the only module that
 //! talks HTTP to Graph; [`sim`] is the built-in Graph simulator.
 
-pub mod check;
+mod check;
 pub mod cli;
-pub mod engine;
+mod engine;
 pub mod exit;
 pub mod graph;
 pub mod input;
 pub mod model;
 pub mod report;
-pub mod resolve;
+mod resolve;
 pub mod run;
 pub mod settings;
 pub mod sim;
-pub mod tenant_report;
-pub mod validate;
+mod tenant_report;
+mod validate;
 
 pub use exit::ExitCode;
 pub use run::run;

@@ -14,13 +14,13 @@ use crate::graph::{CallError, Graph, GraphError, Lookup, UserSet};
 use crate::model::{MfaState, User, UserRef};
 
 /// Below this many values, per-value lookups are always cheap enough: no need to count users.
-pub const MIN_VALUES_FOR_LISTING: usize = 50;
+pub(crate) const MIN_VALUES_FOR_LISTING: usize = 50;
 /// Users per page when listing (Graph's maximum `$top`).
 const PAGE_SIZE: u64 = 999;
 
 /// What a value resolved to.
 #[derive(Clone, Debug)]
-pub enum Resolved {
+pub(crate) enum Resolved {
     /// Shared, not copied: a listing resolves many rows against one set of users.
     User(Arc<User>),
     NotFound,
@@ -31,7 +31,7 @@ pub enum Resolved {
 
 /// How the users were found, for the summary and the benchmark.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-pub enum Strategy {
+pub(crate) enum Strategy {
     /// One lookup per value (batched).
     Lookup,
     /// The whole tenant listed in pages of 999 and matched locally.
@@ -39,7 +39,7 @@ pub enum Strategy {
 }
 
 /// What resolving found.
-pub struct Resolution {
+pub(crate) struct Resolution {
     /// One per value, in order.
     pub found: Vec<Resolved>,
     pub strategy: Strategy,
@@ -54,14 +54,14 @@ pub struct Resolution {
 ///
 /// A page of 999 users costs about one request (2 RU, 1 with `$select`); a lookup costs one
 /// request per value. So list when the tenant fits in fewer pages than there are values.
-pub fn listing_is_cheaper(values: usize, tenant_users: u64) -> bool {
+pub(crate) fn listing_is_cheaper(values: usize, tenant_users: u64) -> bool {
     let pages = tenant_users.div_ceil(PAGE_SIZE).max(1);
     values >= MIN_VALUES_FOR_LISTING && pages < values as u64
 }
 
 /// Every user of the tenant, in pages of 999, each with its per-user MFA state when the
 /// answer has it (by lower-case id).
-pub async fn list_tenant(
+pub(crate) async fn list_tenant(
     graph: &Graph,
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<TenantListing, CallError> {
@@ -85,7 +85,7 @@ pub async fn list_tenant(
 }
 
 /// The whole tenant, listed.
-pub struct TenantListing {
+pub(crate) struct TenantListing {
     pub users: Vec<User>,
     /// Per-user MFA state by lower-case id, for the users whose answer had it.
     pub states: HashMap<String, MfaState>,
@@ -95,7 +95,7 @@ pub struct TenantListing {
 /// What resolving keeps between the chunks of one run (a streamed dry-run resolves its rows a
 /// chunk at a time): the strategy, decided once for all the values, and the tenant listing.
 #[derive(Default)]
-pub struct ResolveCache {
+pub(crate) struct ResolveCache {
     /// How many values the whole run resolves (default: those of the first call).
     pub values: Option<usize>,
     strategy: Option<Strategy>,
@@ -104,7 +104,7 @@ pub struct ResolveCache {
 
 impl ResolveCache {
     /// A cache for a run that resolves `values` values in all.
-    pub fn for_values(values: usize) -> ResolveCache {
+    pub(crate) fn for_values(values: usize) -> ResolveCache {
         ResolveCache {
             values: Some(values),
             ..ResolveCache::default()
@@ -114,7 +114,7 @@ impl ResolveCache {
 
 /// Resolves every value, in order. `progress(done)` is called as values are resolved,
 /// `listed(users)` as pages of the tenant are listed (when listing is cheaper).
-pub async fn resolve_all(
+pub(crate) async fn resolve_all(
     graph: &Graph,
     refs: &[UserRef],
     progress: &mut (dyn FnMut(u64) + Send),
@@ -210,7 +210,7 @@ fn not_answered() -> CallError {
 
 /// Every address a user can be known by, lower case (UPN, id, mail, otherMails, proxy
 /// addresses without their `smtp:` prefix).
-pub fn addresses(user: &User) -> impl Iterator<Item = String> + '_ {
+pub(crate) fn addresses(user: &User) -> impl Iterator<Item = String> + '_ {
     let upn = std::iter::once(user.user_principal_name.to_lowercase());
     let id = std::iter::once(user.id.to_lowercase());
     let mail = user.mail.iter().map(|m| m.to_lowercase());
@@ -227,14 +227,14 @@ fn proxy_address(p: &str) -> Option<String> {
 }
 
 /// A listed tenant, indexed for matching spreadsheet values.
-pub struct UserIndex {
+pub(crate) struct UserIndex {
     users: Vec<Arc<User>>,
     direct: HashMap<String, usize>,
     by_mail: HashMap<String, Vec<usize>>,
 }
 
 impl UserIndex {
-    pub fn new(users: Vec<User>) -> UserIndex {
+    pub(crate) fn new(users: Vec<User>) -> UserIndex {
         let mut direct = HashMap::with_capacity(users.len() * 2);
         let mut by_mail: HashMap<String, Vec<usize>> = HashMap::with_capacity(users.len());
         for (i, u) in users.iter().enumerate() {
@@ -261,7 +261,7 @@ impl UserIndex {
     }
 
     /// Finds a value the way Graph lookups would: UPN or id first, then mail addresses.
-    pub fn find(&self, r: &UserRef) -> Resolved {
+    pub(crate) fn find(&self, r: &UserRef) -> Resolved {
         let key = r.key().to_lowercase();
         if let Some(&i) = self.direct.get(&key) {
             return Resolved::User(self.users[i].clone());

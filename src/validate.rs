@@ -19,15 +19,15 @@ use crate::input::{self, InputError, ReadOptions, SourceInfo};
 use crate::model::{InputRow, RowStatus, UserRef};
 
 /// All users are listed when there are at most this many.
-pub const LIST_ALL_UP_TO: usize = 1000;
+pub(crate) const LIST_ALL_UP_TO: usize = 1000;
 /// Otherwise the first this many are listed.
-pub const LIST_FIRST: usize = 50;
+pub(crate) const LIST_FIRST: usize = 50;
 /// Problems listed at most.
-pub const PROBLEMS_SHOWN: usize = 1000;
+pub(crate) const PROBLEMS_SHOWN: usize = 1000;
 
 /// What `validate` found, with the listing limits applied.
 #[derive(Debug, Default)]
-pub struct Findings {
+pub(crate) struct Findings {
     pub users: Vec<InputRow>,
     pub users_truncated: bool,
     pub problems: Vec<InputRow>,
@@ -54,7 +54,7 @@ pub struct Findings {
 }
 
 impl Findings {
-    pub fn exit_code(&self) -> ExitCode {
+    pub(crate) fn exit_code(&self) -> ExitCode {
         if self.no_users.is_some() {
             ExitCode::UsageOrInput
         } else if self.invalid > 0 || self.duplicate > 0 {
@@ -103,7 +103,7 @@ fn read_options(args: &ValidateArgs) -> ReadOptions {
 }
 
 /// Reads the file (and the exclusion list) into [`Findings`].
-pub fn check(args: &ValidateArgs) -> Result<(SourceInfo, Findings), InputError> {
+pub(crate) fn check(args: &ValidateArgs) -> Result<(SourceInfo, Findings), InputError> {
     let mut warnings = Vec::new();
     let excluded = match &args.input.exclude {
         Some(p) => {
@@ -142,7 +142,7 @@ pub fn check(args: &ValidateArgs) -> Result<(SourceInfo, Findings), InputError> 
 }
 
 /// Runs `validate` and prints the result.
-pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
     match check(args) {
         Ok((info, f)) => {
             let out = if args.json {

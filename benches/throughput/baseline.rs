@@ -24,7 +24,7 @@ const SEGMENT: &AsciiSet = &CONTROLS
     .add(b'}');
 
 #[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct BaselineResult {
+pub(crate) struct BaselineResult {
     pub users: usize,
     pub wall_secs: f64,
     pub gets: u64,
@@ -36,7 +36,7 @@ pub struct BaselineResult {
     pub tokens: u64,
 }
 
-pub struct Baseline {
+pub(crate) struct Baseline {
     client: reqwest::Client,
     base: String,
     tenant: String,
@@ -60,7 +60,7 @@ fn user_path(upn: &str) -> String {
 }
 
 impl Baseline {
-    pub fn new(
+    pub(crate) fn new(
         base: &str,
         tenant: &str,
         client_id: &str,
@@ -165,7 +165,7 @@ impl Baseline {
     }
 
     /// Runs the loop over `upns` (target: enabled).
-    pub async fn run(&mut self, upns: &[String]) -> anyhow::Result<BaselineResult> {
+    pub(crate) async fn run(&mut self, upns: &[String]) -> anyhow::Result<BaselineResult> {
         let started = Instant::now();
         for upn in upns {
             let url = format!(

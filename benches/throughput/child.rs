@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug, serde::Serialize)]
-pub struct ChildRun {
+pub(crate) struct ChildRun {
     pub args: Vec<String>,
     pub exit_code: Option<i32>,
     pub wall_secs: f64,
@@ -21,7 +21,7 @@ pub struct ChildRun {
 }
 
 impl ChildRun {
-    pub fn peak_rss_mib(&self) -> f64 {
+    pub(crate) fn peak_rss_mib(&self) -> f64 {
         self.peak_rss_kib as f64 / 1024.0
     }
 }
@@ -34,7 +34,7 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
 }
 
 /// User + system CPU seconds of a process (`/proc/<pid>/stat`, clock ticks of 1/100 s).
-pub fn cpu_secs(pid: &str) -> Option<f64> {
+pub(crate) fn cpu_secs(pid: &str) -> Option<f64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which is in parentheses and may hold spaces).
     let rest = &s[s.rfind(')')? + 2..];
@@ -45,7 +45,7 @@ pub fn cpu_secs(pid: &str) -> Option<f64> {
 }
 
 /// Runs `bin args` in `dir` with `envs`; stdout goes to a file there (or is discarded).
-pub fn run(
+pub(crate) fn run(
     bin: &Path,
     args: &[String],
     dir: &Path,

@@ -22,15 +22,15 @@ use super::{
 };
 
 /// Real seconds of the simulator's (per-app, 150 s) write window in these scenarios.
-pub const WINDOW_SECS: f64 = 4.0;
+pub(crate) const WINDOW_SECS: f64 = 4.0;
 /// The tenant's (300 s) write window, real seconds.
-pub const TENANT_WINDOW_SECS: f64 = WINDOW_SECS * 2.0;
+pub(crate) const TENANT_WINDOW_SECS: f64 = WINDOW_SECS * 2.0;
 /// Graph's documented tenant limit for all apps: 18,000 writes per 300 s.
 const TENANT_WRITES_PER_300S: f64 = 18000.0;
 
 /// One scenario of the `limits` part.
 #[derive(Clone, Debug)]
-pub struct Scenario {
+pub(crate) struct Scenario {
     /// For `BENCH_SCENARIOS`: `limit-50`, `limit-25`, `limit-drop`.
     pub name: &'static str,
     pub label: &'static str,
@@ -42,7 +42,7 @@ pub struct Scenario {
     pub drop: Option<(f64, f64)>,
 }
 
-pub fn scenarios() -> Vec<Scenario> {
+pub(crate) fn scenarios() -> Vec<Scenario> {
     vec![
         Scenario {
             name: "limit-50",
@@ -69,7 +69,7 @@ pub fn scenarios() -> Vec<Scenario> {
 }
 
 #[derive(Clone, Debug, Serialize)]
-pub struct LimitFigures {
+pub(crate) struct LimitFigures {
     pub name: String,
     pub label: String,
     pub users_listed: usize,
@@ -143,7 +143,7 @@ fn ideal_secs(n: u64, rate: f64, burst: f64, windows: &[(f64, f64, f64)], drop_a
     last
 }
 
-pub fn run(b: &mut Bench, sc: &Scenario) -> anyhow::Result<LimitFigures> {
+pub(crate) fn run(b: &mut Bench, sc: &Scenario) -> anyhow::Result<LimitFigures> {
     let s = b.s.scale;
     let case = Case::new(sc.users, &b.work)?;
     let documented = GRAPH_WRITES_PER_SEC * s;

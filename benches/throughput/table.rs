@@ -12,7 +12,7 @@ use super::{
 };
 
 #[derive(Debug, Default, Serialize)]
-pub struct Results {
+pub(crate) struct Results {
     pub settings: Option<Settings>,
     pub machine: Option<Machine>,
     pub apply: Vec<ApplyFigures>,
@@ -47,7 +47,7 @@ fn yes_no(ok: bool) -> &'static str {
 }
 
 /// The results as Markdown tables (what `cargo bench --bench throughput` prints).
-pub fn render(r: &Results) -> String {
+pub(crate) fn render(r: &Results) -> String {
     let s = r.settings.as_ref().expect("settings");
     let mut t = String::new();
     let _ = writeln!(
@@ -246,7 +246,7 @@ pub fn render(r: &Results) -> String {
 }
 
 /// Writes every raw number as JSON (after each part, so a failed run keeps what it measured).
-pub fn save(r: &Results, path: &Path) {
+pub(crate) fn save(r: &Results, path: &Path) {
     match serde_json::to_string_pretty(r) {
         Ok(s) => {
             if let Err(e) = std::fs::write(path, s) {

@@ -9,10 +9,10 @@ use crate::graph::Graph;
 
 /// Set once the run was asked to stop.
 #[derive(Clone, Default)]
-pub struct Interrupted(Arc<AtomicBool>);
+pub(crate) struct Interrupted(Arc<AtomicBool>);
 
 impl Interrupted {
-    pub fn is_set(&self) -> bool {
+    pub(crate) fn is_set(&self) -> bool {
         self.0.load(Ordering::SeqCst)
     }
 
@@ -38,7 +38,7 @@ async fn stop_signal() {
 }
 
 /// Watches for Ctrl-C / SIGTERM for the rest of the run.
-pub fn watch(graph: Graph) -> Interrupted {
+pub(crate) fn watch(graph: Graph) -> Interrupted {
     let flag = Interrupted::default();
     let f = flag.clone();
     tokio::spawn(async move {

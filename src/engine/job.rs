@@ -86,11 +86,11 @@ pub struct RunSettings {
 /// A usage error found by the engine (exit 2; nothing sent to Graph).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct UsageError(pub String);
+pub(crate) struct UsageError(pub String);
 
 /// Runs one dry-run, apply or revert on a fresh runtime. `connect` signs in (nothing is sent
 /// before every offline check passed).
-pub fn run(settings: RunSettings, connect: graph::Connect) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(settings: RunSettings, connect: graph::Connect) -> anyhow::Result<ExitCode> {
     let job = Job::new(settings)?;
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -132,13 +132,13 @@ fn refuse_missing_folder(path: &Path, flag: &str) -> anyhow::Result<()> {
 /// A run stopped by an error after requests were sent: never exit 2 ("nothing was sent").
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
-pub struct StoppedAfterSending {
+pub(crate) struct StoppedAfterSending {
     pub message: String,
     pub interrupted: bool,
 }
 
 impl StoppedAfterSending {
-    pub fn exit_code(&self) -> ExitCode {
+    pub(crate) fn exit_code(&self) -> ExitCode {
         if self.interrupted {
             ExitCode::Interrupted
         } else {

@@ -26,7 +26,7 @@ pub(super) struct JournalKey {
 impl JournalKey {
     /// `.mfa-bulk/<kind>-<sha256 prefix>.journal` in the current directory, so rerunning the
     /// same command finds it. `options_key` holds what must match (target, plan file...).
-    pub fn new(
+    pub(super) fn new(
         kind: &str,
         input_sha256: &str,
         tenant_id: &str,

@@ -26,8 +26,6 @@ mod source;
 mod summary;
 mod write;
 
-pub use job::{run, ApplyOptions, Rule, RunSettings, StoppedAfterSending, UsageError};
-pub use plan::{decide, reached, Decision};
+pub(crate) use job::{run, ApplyOptions, Rule, RunSettings, StoppedAfterSending, UsageError};
 pub(crate) use source::{filter_error, find_group};
-pub use source::{DirectoryUsers, Source, REPORT_STATE_COLUMN};
-pub use summary::Summary;
+pub(crate) use source::{DirectoryUsers, Source, REPORT_STATE_COLUMN};

@@ -13,7 +13,7 @@ use crate::report::{Action, Outcome, ResultRow};
 
 /// What the plan says for a user whose current state is known.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Already in (or above) the target state: leave alone.
     NoChange,
     /// Needs a write to `target`.
@@ -24,7 +24,7 @@ pub enum Decision {
 
 /// Decides for one user. `enabled` means "at least enabled": an `enforced` user is left alone.
 /// Only an explicit `disabled` target turns MFA off.
-pub fn decide(before: &MfaState, target: &MfaState) -> Decision {
+pub(crate) fn decide(before: &MfaState, target: &MfaState) -> Decision {
     if let MfaState::Other(s) = before {
         return Decision::UnknownState(s.to_string());
     }
@@ -36,7 +36,7 @@ pub fn decide(before: &MfaState, target: &MfaState) -> Decision {
 }
 
 /// Whether a state read after a write shows the write took effect.
-pub fn reached(after: &MfaState, target: &MfaState) -> bool {
+pub(crate) fn reached(after: &MfaState, target: &MfaState) -> bool {
     after.satisfies(target)
 }
 

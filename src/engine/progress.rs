@@ -16,7 +16,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 /// The widest line drawn: one column short of 80, so the cursor never wraps.
-pub const MAX_WIDTH: usize = 79;
+pub(crate) const MAX_WIDTH: usize = 79;
 /// The widest bar itself (narrower when the numbers need the room).
 const MAX_BAR: usize = 30;
 /// The narrowest bar worth drawing; below that, the line goes without one.
@@ -27,7 +27,7 @@ const TICK: Duration = Duration::from_millis(200);
 const SPINNER: [char; 4] = ['|', '/', '-', '\\'];
 
 /// A bar for `len` items, labelled `what` ("resolving", "reading", "writing").
-pub fn bar(len: u64, what: &str) -> ProgressBar {
+pub(crate) fn bar(len: u64, what: &str) -> ProgressBar {
     new_bar(len, what, Arc::new(Listing::default()))
 }
 
@@ -42,13 +42,13 @@ pub fn bar(len: u64, what: &str) -> ProgressBar {
 /// let found = resolve::resolve_all(graph, &refs, &mut |n| pb.resolved(n), &mut |u| pb.listed(u)).await;
 /// pb.finish();
 /// ```
-pub struct Resolving {
+pub(crate) struct Resolving {
     pb: ProgressBar,
     listing: Arc<Listing>,
 }
 
 /// A bar for resolving `len` values (see [`Resolving`]).
-pub fn resolving(len: u64) -> Resolving {
+pub(crate) fn resolving(len: u64) -> Resolving {
     let listing = Arc::new(Listing::default());
     Resolving {
         pb: new_bar(len, "resolving", listing.clone()),
@@ -58,13 +58,13 @@ pub fn resolving(len: u64) -> Resolving {
 
 impl Resolving {
     /// `done` values resolved so far: the bar (again, after a listing).
-    pub fn resolved(&self, done: u64) {
+    pub(crate) fn resolved(&self, done: u64) {
         self.listing.on.store(false, Ordering::Relaxed);
         self.pb.set_position(done);
     }
 
     /// One more page of the tenant's users listed, `users` listed so far: the spinner.
-    pub fn listed(&self, users: u64) {
+    pub(crate) fn listed(&self, users: u64) {
         self.listing.pages.fetch_add(1, Ordering::Relaxed);
         self.listing.users.store(users, Ordering::Relaxed);
         self.listing.on.store(true, Ordering::Relaxed);
@@ -72,14 +72,14 @@ impl Resolving {
     }
 
     /// Removes the line (the summary follows).
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         self.pb.finish_and_clear();
     }
 }
 
 /// A spinner for users read a page at a time (`report`, `--group`, `--filter`): "listing
 /// users: N pages, M users" from the start; [`Resolving::listed`] after each page.
-pub fn pages(what: &str) -> Resolving {
+pub(crate) fn pages(what: &str) -> Resolving {
     let listing = Arc::new(Listing::default());
     listing.on.store(true, Ordering::Relaxed);
     Resolving {
@@ -132,7 +132,7 @@ fn new_bar(len: u64, what: &str, listing: Arc<Listing>) -> ProgressBar {
 /// e.g. `  writing [=========>          ] 4512/10000 users   19.5/s  ETA 4m 41s`. At most
 /// [`MAX_WIDTH`] columns: the bar narrows as the numbers grow. Rate and ETA show once a rate
 /// is known (`per_sec` finite and above zero).
-pub fn bar_line(what: &str, pos: u64, len: u64, per_sec: f64) -> String {
+pub(crate) fn bar_line(what: &str, pos: u64, len: u64, per_sec: f64) -> String {
     let pos = pos.min(len);
     let digits = len.to_string().len();
     let count = format!("{pos:>digits$}/{len} users");
@@ -171,7 +171,7 @@ pub fn bar_line(what: &str, pos: u64, len: u64, per_sec: f64) -> String {
 
 /// The spinner's line while the tenant is listed, e.g.
 /// `resolving | listing users: 3 pages, 2997 users  4s`.
-pub fn listing_line(
+pub(crate) fn listing_line(
     what: &str,
     spinner: char,
     pages: u64,
@@ -187,7 +187,7 @@ pub fn listing_line(
 }
 
 /// Items per second with at most one decimal: `0.4/s`, `19.5/s`, `245/s`, `12345/s`.
-pub fn rate(per_sec: f64) -> String {
+pub(crate) fn rate(per_sec: f64) -> String {
     if !(per_sec.is_finite() && per_sec >= 0.0) {
         return "-/s".into();
     }
@@ -199,7 +199,7 @@ pub fn rate(per_sec: f64) -> String {
 }
 
 /// A duration for a person: `0s`, `45s`, `3m 05s`, `1h 02m`, `99h+`.
-pub fn duration(d: Duration) -> String {
+pub(crate) fn duration(d: Duration) -> String {
     let s = d.as_secs();
     match s {
         0..=59 => format!("{s}s"),

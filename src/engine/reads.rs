@@ -7,7 +7,7 @@ use crate::graph::OtherMember;
 
 /// Counted while the run reads.
 #[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct Reads {
+pub(crate) struct Reads {
     /// Pages of user lists read (the tenant, a filter or a group's members).
     pub pages: u64,
     /// States taken from a list answer.
@@ -25,7 +25,7 @@ pub struct Reads {
 
 impl Reads {
     /// Adds what listing a directory source found.
-    pub fn note_listing(&mut self, listed: &Listed, rows: u64) {
+    pub(crate) fn note_listing(&mut self, listed: &Listed, rows: u64) {
         self.pages += listed.pages;
         self.from_list += listed.with_state;
         if listed.pages > 0 {
@@ -38,7 +38,7 @@ impl Reads {
     }
 
     /// Lines for the summary.
-    pub fn notes(&self, per_user_asked: bool) -> Vec<String> {
+    pub(crate) fn notes(&self, per_user_asked: bool) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(g) = &self.group {
             out.push(format!("Group {g}: its users, nested groups followed."));

@@ -37,7 +37,7 @@ pub(super) struct Item {
 }
 
 impl Item {
-    pub fn new(input: InputRow, default_target: &MfaState) -> Item {
+    pub(super) fn new(input: InputRow, default_target: &MfaState) -> Item {
         let target = input
             .state
             .clone()
@@ -63,12 +63,12 @@ impl Item {
     }
 
     /// Ends this row with an outcome and, for anything but success, a reason in words.
-    pub fn finish(&mut self, outcome: Outcome, error: Option<String>) {
+    pub(super) fn finish(&mut self, outcome: Outcome, error: Option<String>) {
         self.finish_with(outcome, error.map(Cow::Owned));
     }
 
     /// Like [`Item::finish`], with a fixed reason.
-    pub fn finish_static(&mut self, outcome: Outcome, error: &'static str) {
+    pub(super) fn finish_static(&mut self, outcome: Outcome, error: &'static str) {
         self.finish_with(outcome, Some(Cow::Borrowed(error)));
     }
 
@@ -79,12 +79,12 @@ impl Item {
     }
 
     /// The id of the resolved user (callers only ask for rows that have one).
-    pub fn user_id(&self) -> &str {
+    pub(super) fn user_id(&self) -> &str {
         &self.user.as_ref().expect("resolved user").id
     }
 
     /// The row of the result file.
-    pub fn result_row(&self) -> ResultRow {
+    pub(super) fn result_row(&self) -> ResultRow {
         let r = &self.result;
         let u = self.user.as_deref();
         ResultRow {
@@ -105,7 +105,7 @@ impl Item {
     }
 
     /// Records a failed read on this row (404: the user is gone).
-    pub fn fail_read(&mut self, e: CallError, what: &str) {
+    pub(super) fn fail_read(&mut self, e: CallError, what: &str) {
         self.result.request_id = e.request_id.clone();
         let outcome = match e.kind {
             ErrorKind::NotFound => Outcome::NotFound,

@@ -150,7 +150,7 @@ pub(super) const CHUNK: usize = 20_000;
 
 /// The header `report` writes for the state column: a report's state is what the user had,
 /// not a target (the legacy portal's `MFA Status` column is one).
-pub const REPORT_STATE_COLUMN: &str = "per_user_mfa_state";
+pub(crate) const REPORT_STATE_COLUMN: &str = "per_user_mfa_state";
 
 /// Reads the rows. Any problem here is an input error (exit 2), before anything is sent.
 /// A directory source has no rows until it is listed ([`list_directory`]).
@@ -286,7 +286,7 @@ pub(super) struct Stream {
 }
 
 impl Stream {
-    pub fn open(source: &Source, excluded: &HashSet<String>) -> anyhow::Result<Stream> {
+    pub(super) fn open(source: &Source, excluded: &HashSet<String>) -> anyhow::Result<Stream> {
         let Source::Spreadsheet {
             file, read, target, ..
         } = source
@@ -300,7 +300,7 @@ impl Stream {
     }
 
     /// The next `n` rows (fewer at the end; none after it).
-    pub fn next_chunk(&mut self, n: usize) -> anyhow::Result<Vec<Item>> {
+    pub(super) fn next_chunk(&mut self, n: usize) -> anyhow::Result<Vec<Item>> {
         let mut out = Vec::with_capacity(n);
         while out.len() < n {
             match self.rows.next_item()? {
@@ -312,7 +312,7 @@ impl Stream {
     }
 
     /// Checks the file is the one checked before anything was sent.
-    pub fn finish(self, sha256: &str) -> anyhow::Result<()> {
+    pub(super) fn finish(self, sha256: &str) -> anyhow::Result<()> {
         let now = report::sha256_file(&self.file)
             .with_context(|| format!("could not read {}", self.file.display()))?;
         if now != sha256 {
@@ -446,7 +446,7 @@ fn settle_user(
 
 /// What listing the directory found besides the rows, for the summary.
 #[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct Listed {
+pub(crate) struct Listed {
     /// The group's id and display name (group sources).
     pub group: Option<(String, String)>,
     /// Members that are not users (left out), by kind and name.

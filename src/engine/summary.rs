@@ -15,7 +15,7 @@ use crate::report::{self, Action, Outcome};
 use crate::resolve::Strategy;
 
 /// Outcomes that need the admin's attention (exit code 1).
-pub fn needs_attention(o: &Outcome) -> bool {
+pub(super) fn needs_attention(o: &Outcome) -> bool {
     matches!(
         o,
         Outcome::NotFound
@@ -38,7 +38,7 @@ fn as_map<S: serde::Serializer>(pairs: &[(String, u64)], s: S) -> Result<S::Ok, 
 
 /// What a run did, counted.
 #[derive(Clone, Debug, serde::Serialize)]
-pub struct Summary {
+pub(crate) struct Summary {
     pub command: &'static str,
     pub rows: u64,
     /// (outcome, rows), every outcome listed, in a fixed order (a JSON object).
@@ -196,7 +196,7 @@ impl Summary {
         self.attention |= other.attention;
     }
 
-    pub fn exit_code(&self) -> ExitCode {
+    pub(crate) fn exit_code(&self) -> ExitCode {
         if self.interrupted {
             ExitCode::Interrupted
         } else if self.attention {
@@ -252,7 +252,7 @@ impl Summary {
     }
 
     /// Prints the summary to stdout: text for a person, or JSON with `--json`.
-    pub fn print(
+    pub(crate) fn print(
         &self,
         info: &SourceInfo,
         identity: &Identity,
@@ -368,7 +368,7 @@ impl Summary {
 
     /// The run record written beside the result file.
     #[allow(clippy::too_many_arguments)]
-    pub fn run_record(
+    pub(crate) fn run_record(
         &self,
         command: &str,
         identity: &Identity,

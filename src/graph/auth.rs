@@ -19,12 +19,12 @@ use super::token_cache::{CacheKey, TokenCache};
 use super::{AdminSignIn, Credential, GraphConfig, GraphError, Secret, SignInFlow};
 
 /// Refresh this long before expiry: 5 minutes, or a tenth of a short lifetime.
-pub fn refresh_margin(lifetime: Duration) -> Duration {
+pub(super) fn refresh_margin(lifetime: Duration) -> Duration {
     Duration::from_secs(300).min(lifetime / 10)
 }
 
 #[derive(Clone)]
-pub struct Token {
+pub(super) struct Token {
     pub access: Secret,
     pub generation: u64,
 }
@@ -51,7 +51,7 @@ struct Admin {
 
 /// Who signed in, from the ID token (delegated sign-ins).
 #[derive(Clone, Debug, Default)]
-pub struct Account {
+pub(super) struct Account {
     /// `preferred_username` (the UPN).
     pub username: Option<String>,
     pub tenant_id: Option<String>,
@@ -115,7 +115,7 @@ struct State {
     renewed_after_401: Option<u64>,
 }
 
-pub struct Auth {
+pub(super) struct Auth {
     http: reqwest::Client,
     token_url: String,
     device_url: String,
@@ -200,7 +200,7 @@ fn tenant_id_of(tenant: &str) -> Option<&str> {
 }
 
 impl Auth {
-    pub fn new(cfg: &GraphConfig, http: reqwest::Client) -> Result<Auth, GraphError> {
+    pub(super) fn new(cfg: &GraphConfig, http: reqwest::Client) -> Result<Auth, GraphError> {
         let method = match &cfg.credential {
             Credential::Secret(s) => Method::Secret(s.clone()),
             Credential::Certificate { path, password } => {
@@ -246,17 +246,17 @@ impl Auth {
         })
     }
 
-    pub fn is_env_token(&self) -> bool {
+    pub(super) fn is_env_token(&self) -> bool {
         matches!(self.method, Method::Env)
     }
 
     /// Who signed in (delegated sign-ins), once a token was fetched.
-    pub async fn account(&self) -> Option<Account> {
+    pub(super) async fn account(&self) -> Option<Account> {
         self.state.lock().await.account.clone()
     }
 
     /// The current token, fetching or refreshing it first if needed.
-    pub async fn token(&self) -> Result<Token, GraphError> {
+    pub(super) async fn token(&self) -> Result<Token, GraphError> {
         let mut st = self.state.lock().await;
         let now = Instant::now();
         let fresh = match (&st.token, st.refresh_at) {
@@ -308,7 +308,7 @@ impl Auth {
     }
 
     /// Reads an environment token's `exp` (done once at connect).
-    pub async fn init_env_token(&self) -> Result<(), GraphError> {
+    pub(super) async fn init_env_token(&self) -> Result<(), GraphError> {
         let mut st = self.state.lock().await;
         let Some(tok) = st.token.clone() else {
             return Ok(());
@@ -328,7 +328,7 @@ impl Auth {
     }
 
     /// Graph answered a request sent with the token of `generation` (with anything but 401).
-    pub fn accepted(&self, generation: u64) {
+    pub(super) fn accepted(&self, generation: u64) {
         self.accepted.fetch_max(generation, Ordering::Relaxed);
     }
 
@@ -336,7 +336,7 @@ impl Auth {
     /// another task already did. Returns false if renewing cannot help: a ready token, or a
     /// token that was itself the renewal after a 401 (one renewal per run, not one per
     /// request).
-    pub async fn invalidate(&self, generation: u64) -> bool {
+    pub(super) async fn invalidate(&self, generation: u64) -> bool {
         if self.is_env_token() {
             return false;
         }

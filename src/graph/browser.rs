@@ -15,10 +15,10 @@ use tokio::net::{TcpListener, TcpStream};
 use super::{GraphError, Secret};
 
 /// How long the admin has to finish signing in.
-pub const SIGN_IN_TIMEOUT: Duration = Duration::from_secs(300);
+pub(super) const SIGN_IN_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// `n` random bytes from the OS, base64url without padding.
-pub fn random(n: usize) -> String {
+pub(super) fn random(n: usize) -> String {
     use ring::rand::SecureRandom;
     let mut b = vec![0u8; n];
     ring::rand::SystemRandom::new()
@@ -29,13 +29,13 @@ pub fn random(n: usize) -> String {
 
 /// A PKCE pair: the verifier (kept, sent with the code) and its S256 challenge (sent to
 /// `/authorize`).
-pub struct Pkce {
+pub(super) struct Pkce {
     pub verifier: Secret,
     pub challenge: String,
 }
 
 impl Pkce {
-    pub fn new() -> Pkce {
+    pub(super) fn new() -> Pkce {
         // 32 bytes: a 43-character verifier (RFC 7636 asks for 43 to 128).
         let verifier = random(32);
         Pkce {
@@ -52,7 +52,7 @@ impl Default for Pkce {
 }
 
 /// `BASE64URL(SHA256(verifier))`.
-pub fn challenge_of(verifier: &str) -> String {
+pub(super) fn challenge_of(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(ring::digest::digest(
         &ring::digest::SHA256,
         verifier.as_bytes(),
@@ -60,7 +60,7 @@ pub fn challenge_of(verifier: &str) -> String {
 }
 
 /// The `/authorize` URL the browser is sent to.
-pub fn authorize_url(
+pub(super) fn authorize_url(
     endpoint: &str,
     client_id: &str,
     redirect_uri: &str,
@@ -84,12 +84,12 @@ pub fn authorize_url(
 
 /// Opens the system browser (or the command in `BROWSER`) on `url`. False if none could be
 /// started.
-pub fn open(url: &str) -> bool {
+pub(super) fn open(url: &str) -> bool {
     webbrowser::open(url).is_ok()
 }
 
 /// The loopback listener the browser comes back to.
-pub struct Callback {
+pub(super) struct Callback {
     listener: TcpListener,
     /// `http://localhost:PORT` (Entra matches `http://localhost` on any port).
     pub redirect_uri: String,
@@ -97,7 +97,7 @@ pub struct Callback {
 
 impl Callback {
     /// Listens on 127.0.0.1, on a port the OS picks.
-    pub async fn bind() -> Result<Callback, GraphError> {
+    pub(super) async fn bind() -> Result<Callback, GraphError> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(|e| {
             GraphError::Auth(format!(
                 "cannot listen on 127.0.0.1 for the browser's answer: {e}"
@@ -115,7 +115,7 @@ impl Callback {
 
     /// Waits for the browser's answer (at most `timeout`) and returns the authorization code.
     /// Requests that are not an answer (a favicon) get 404 and are not counted.
-    pub async fn wait(self, state: &str, timeout: Duration) -> Result<Secret, GraphError> {
+    pub(super) async fn wait(self, state: &str, timeout: Duration) -> Result<Secret, GraphError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let accepted = tokio::time::timeout_at(deadline, self.listener.accept()).await;

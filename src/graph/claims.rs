@@ -6,7 +6,7 @@ use base64::Engine;
 use serde_json::Value;
 
 /// The payload of a JWT, or None if the token is not a JWT (opaque).
-pub fn claims(token: &str) -> Option<Value> {
+pub(super) fn claims(token: &str) -> Option<Value> {
     let mut parts = token.split('.');
     let (_h, p, _s) = (parts.next()?, parts.next()?, parts.next()?);
     let bytes = URL_SAFE_NO_PAD.decode(p.trim_end_matches('=')).ok()?;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::{CallError, ErrorKind};
 
 /// Kind of a non-2xx answer.
-pub fn kind_for_status(status: u16) -> ErrorKind {
+pub(super) fn kind_for_status(status: u16) -> ErrorKind {
     match status {
         400 => ErrorKind::BadRequest,
         401 => ErrorKind::Unauthorized,
@@ -19,7 +19,7 @@ pub fn kind_for_status(status: u16) -> ErrorKind {
 
 /// Reads `{"error":{"code","message","innerError":{"request-id"}}}` (also `innererror`).
 /// Returns (code, message, request-id from the body).
-pub fn parse_envelope(
+pub(super) fn parse_envelope(
     body: &serde_json::Value,
 ) -> (Option<String>, Option<String>, Option<String>) {
     let err = &body["error"];
@@ -33,7 +33,7 @@ pub fn parse_envelope(
 }
 
 /// Builds the [`CallError`] for a non-2xx answer.
-pub fn call_error(
+pub(super) fn call_error(
     status: u16,
     body: &serde_json::Value,
     header_request_id: Option<String>,
@@ -65,7 +65,7 @@ fn default_message(status: u16) -> String {
 }
 
 /// A client-side error (no HTTP answer).
-pub fn local_error(kind: ErrorKind, code: &str, message: impl Into<String>) -> CallError {
+pub(super) fn local_error(kind: ErrorKind, code: &str, message: impl Into<String>) -> CallError {
     CallError {
         kind,
         status: None,

@@ -18,7 +18,7 @@ use super::{CallError, ErrorKind, Graph};
 use crate::model::{MfaState, User};
 
 /// Users per page (Graph's maximum `$top`).
-pub const PAGE_SIZE: u64 = 999;
+pub(super) const PAGE_SIZE: u64 = 999;
 
 /// The `$select` of user listings: what matching and the report need, and the state.
 fn user_select() -> String {

@@ -49,11 +49,11 @@ pub fn user_path(upn_or_id: &str) -> String {
 }
 
 /// A string literal for `$filter`: single quotes doubled.
-pub fn odata_string(s: &str) -> String {
+pub(super) fn odata_string(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-pub fn q(s: &str) -> String {
+pub(super) fn q(s: &str) -> String {
     utf8_percent_encode(s, QUERY).to_string()
 }
 
@@ -67,7 +67,7 @@ fn strs(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-pub fn parse_user(v: &Value) -> Option<User> {
+pub(super) fn parse_user(v: &Value) -> Option<User> {
     let s = |k: &str| v[k].as_str().map(str::to_string);
     Some(User {
         id: s("id")?,
@@ -102,11 +102,11 @@ fn users_from(resp: &Resp) -> Vec<User> {
         .unwrap_or_default()
 }
 
-pub fn requirements_path(user_id: &str) -> String {
+pub(super) fn requirements_path(user_id: &str) -> String {
     format!("{}/authentication/requirements", user_path(user_id))
 }
 
-pub async fn count_users(inner: &Arc<Inner>) -> Result<u64, CallError> {
+pub(super) async fn count_users(inner: &Arc<Inner>) -> Result<u64, CallError> {
     let r = inner
         .call(
             "v1.0",
@@ -140,7 +140,7 @@ fn next_link(inner: &Inner, body: &Value) -> Result<Option<String>, CallError> {
     }
 }
 
-pub async fn list_users(
+pub(super) async fn list_users(
     inner: &Arc<Inner>,
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<Vec<User>, CallError> {
@@ -164,7 +164,7 @@ pub async fn list_users(
     }
 }
 
-pub async fn resolve<F>(inner: &Arc<Inner>, keys: &[UserRef], mut each: F)
+pub(super) async fn resolve<F>(inner: &Arc<Inner>, keys: &[UserRef], mut each: F)
 where
     F: FnMut(usize, Result<Lookup, CallError>) + Send,
 {
@@ -268,7 +268,7 @@ where
     }
 }
 
-pub async fn get_states<F>(inner: &Arc<Inner>, user_ids: &[String], mode: Mode, mut each: F)
+pub(super) async fn get_states<F>(inner: &Arc<Inner>, user_ids: &[String], mode: Mode, mut each: F)
 where
     F: FnMut(usize, Result<super::Reply<MfaState>, CallError>) + Send,
 {
@@ -291,7 +291,7 @@ where
     }
 }
 
-pub async fn set_states<F>(inner: &Arc<Inner>, changes: &[(String, MfaState)], mut each: F)
+pub(super) async fn set_states<F>(inner: &Arc<Inner>, changes: &[(String, MfaState)], mut each: F)
 where
     F: FnMut(usize, Result<super::Reply<()>, CallError>) + Send,
 {
@@ -367,7 +367,7 @@ async fn from_report(
     Ok(found)
 }
 
-pub async fn registration<F>(inner: &Arc<Inner>, user_ids: &[String], mut each: F)
+pub(super) async fn registration<F>(inner: &Arc<Inner>, user_ids: &[String], mut each: F)
 where
     F: FnMut(usize, Option<bool>) + Send,
 {

@@ -16,7 +16,7 @@ pub const TOKEN_REJECTED: &str = "TokenRejected";
 
 /// Why the run stopped sending.
 #[derive(Clone, Debug)]
-pub enum Reason {
+pub(super) enum Reason {
     /// Ctrl-C / SIGTERM: [`super::Graph::stop_sending`].
     Interrupted,
     /// Graph answered 401 after the token was renewed (or it cannot be renewed), or no new
@@ -24,7 +24,7 @@ pub enum Reason {
     TokenRejected(CallError),
 }
 
-pub struct Stop {
+pub(super) struct Stop {
     tx: watch::Sender<bool>,
     reason: Mutex<Option<Reason>>,
 }
@@ -40,7 +40,7 @@ impl Default for Stop {
 
 impl Stop {
     /// Stops sending; the first reason given is the one kept.
-    pub fn stop(&self, reason: Reason) {
+    pub(super) fn stop(&self, reason: Reason) {
         {
             let mut r = self.reason.lock().unwrap();
             if r.is_none() {
@@ -50,16 +50,16 @@ impl Stop {
         self.tx.send_replace(true);
     }
 
-    pub fn is_stopped(&self) -> bool {
+    pub(super) fn is_stopped(&self) -> bool {
         *self.tx.borrow()
     }
 
-    pub fn reason(&self) -> Option<Reason> {
+    pub(super) fn reason(&self) -> Option<Reason> {
         self.reason.lock().unwrap().clone()
     }
 
     /// The sign-in failure that stopped the run, if that is why it stopped.
-    pub fn token_rejected(&self) -> Option<CallError> {
+    pub(super) fn token_rejected(&self) -> Option<CallError> {
         match self.reason() {
             Some(Reason::TokenRejected(e)) => Some(e),
             _ => None,
@@ -67,13 +67,13 @@ impl Stop {
     }
 
     /// Resolves once the run is stopped.
-    pub async fn wait(&self) {
+    pub(super) async fn wait(&self) {
         let mut rx = self.tx.subscribe();
         let _ = rx.wait_for(|s| *s).await;
     }
 
     /// Runs `f` unless the run stops first (then None).
-    pub async fn or_stop<F: Future>(&self, f: F) -> Option<F::Output> {
+    pub(super) async fn or_stop<F: Future>(&self, f: F) -> Option<F::Output> {
         if self.is_stopped() {
             return None;
         }
@@ -85,7 +85,7 @@ impl Stop {
     }
 
     /// The error an item that was not sent comes back with.
-    pub fn not_sent(&self) -> CallError {
+    pub(super) fn not_sent(&self) -> CallError {
         match self.reason() {
             Some(Reason::TokenRejected(e)) => token_not_sent(&e),
             _ => cancelled(),
@@ -94,7 +94,7 @@ impl Stop {
 }
 
 /// Not sent because the run is stopping (Ctrl-C).
-pub fn cancelled() -> CallError {
+pub(super) fn cancelled() -> CallError {
     local_error(
         ErrorKind::Cancelled,
         "Cancelled",
@@ -103,7 +103,7 @@ pub fn cancelled() -> CallError {
 }
 
 /// Not sent because Graph rejected the sign-in token (`e`: what it said).
-pub fn token_not_sent(e: &CallError) -> CallError {
+pub(super) fn token_not_sent(e: &CallError) -> CallError {
     CallError {
         kind: ErrorKind::Unauthorized,
         status: None,

@@ -27,7 +27,7 @@ use super::stop::{token_not_sent, Reason, Stop};
 use super::{CallError, ErrorKind, GraphConfig, GraphError, Identity};
 
 #[derive(Default)]
-pub struct Counters {
+pub(super) struct Counters {
     pub http_requests: AtomicU64,
     pub requests: AtomicU64,
     pub resource_units: AtomicU64,
@@ -40,7 +40,7 @@ fn inc(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
 }
 
-pub struct Inner {
+pub(super) struct Inner {
     pub cfg: GraphConfig,
     pub http: reqwest::Client,
     pub auth: Auth,
@@ -57,7 +57,7 @@ pub struct Inner {
 
 /// How a batch of requests treats a stop.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Mode {
+pub(super) struct Mode {
     /// `Some(deadline)`: verification reads. They are sent even after
     /// [`super::Graph::stop_sending`] (not after a rejected token: they could not succeed),
     /// and no wait (pacing, gate, `Retry-After`) goes past the deadline; items still
@@ -66,9 +66,9 @@ pub struct Mode {
 }
 
 impl Mode {
-    pub const RUN: Mode = Mode { verify: None };
+    pub(super) const RUN: Mode = Mode { verify: None };
 
-    pub fn verify(within: Duration) -> Mode {
+    pub(super) fn verify(within: Duration) -> Mode {
         Mode {
             verify: Some(Instant::now() + within),
         }
@@ -94,7 +94,7 @@ struct Admitted {
 /// One logical request. `path` is relative to the version (`/users/...`), or an absolute URL
 /// (an `@odata.nextLink`).
 #[derive(Clone, Debug)]
-pub struct Req {
+pub(super) struct Req {
     pub method: Method,
     pub path: String,
     pub eventual: bool,
@@ -103,7 +103,7 @@ pub struct Req {
 }
 
 impl Req {
-    pub fn get(path: impl Into<String>, cost: Cost) -> Req {
+    pub(super) fn get(path: impl Into<String>, cost: Cost) -> Req {
         Req {
             method: Method::GET,
             path: path.into(),
@@ -112,7 +112,7 @@ impl Req {
             cost,
         }
     }
-    pub fn patch(path: impl Into<String>, body: Value) -> Req {
+    pub(super) fn patch(path: impl Into<String>, body: Value) -> Req {
         Req {
             method: Method::PATCH,
             path: path.into(),
@@ -121,7 +121,7 @@ impl Req {
             cost: Cost::WRITE,
         }
     }
-    pub fn eventual(mut self) -> Req {
+    pub(super) fn eventual(mut self) -> Req {
         self.eventual = true;
         self
     }
@@ -132,7 +132,7 @@ impl Req {
 
 /// A 2xx answer.
 #[derive(Clone, Debug)]
-pub struct Resp {
+pub(super) struct Resp {
     pub body: Value,
     pub request_id: Option<String>,
 }
@@ -237,7 +237,7 @@ struct Answered {
 }
 
 impl Inner {
-    pub fn url(&self, version: &str, path: &str) -> String {
+    pub(super) fn url(&self, version: &str, path: &str) -> String {
         if path.starts_with("https://") || path.starts_with("http://") {
             path.to_string()
         } else {
@@ -551,7 +551,7 @@ impl Inner {
     }
 
     /// One request, with retries. Ok only for 2xx.
-    pub async fn call(
+    pub(super) async fn call(
         &self,
         version: &str,
         req: &Req,
@@ -985,7 +985,7 @@ impl Inner {
 }
 
 /// Results of [`exec`] as they complete.
-pub type Results = mpsc::UnboundedReceiver<(usize, Result<Resp, CallError>)>;
+pub(super) type Results = mpsc::UnboundedReceiver<(usize, Result<Resp, CallError>)>;
 
 /// Runs `reqs` in batches of ≤ 20, concurrently (bounded by the semaphore), and yields
 /// `(index, result)` as each batch completes.
@@ -996,7 +996,7 @@ struct Turn {
     next: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
-pub fn exec(
+pub(super) fn exec(
     inner: &Arc<Inner>,
     version: &'static str,
     reqs: Vec<Req>,

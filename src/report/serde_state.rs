@@ -5,25 +5,30 @@ use serde::{Deserialize, Deserializer, Serializer};
 
 use crate::model::MfaState;
 
-pub fn serialize<S: Serializer>(state: &MfaState, s: S) -> Result<S::Ok, S::Error> {
+pub(super) fn serialize<S: Serializer>(state: &MfaState, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(state.as_str())
 }
 
-pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<MfaState, D::Error> {
+pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<MfaState, D::Error> {
     Ok(MfaState::from_graph(&String::deserialize(d)?))
 }
 
-pub mod option {
+pub(super) mod option {
     use super::*;
 
-    pub fn serialize<S: Serializer>(state: &Option<MfaState>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(
+        state: &Option<MfaState>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         match state {
             Some(st) => s.serialize_some(st.as_str()),
             None => s.serialize_none(),
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<MfaState>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<MfaState>, D::Error> {
         Ok(Option::<String>::deserialize(d)?.map(|s| MfaState::from_graph(&s)))
     }
 }

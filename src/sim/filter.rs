@@ -389,7 +389,7 @@ impl Parser<'_> {
 }
 
 impl Filter {
-    pub fn parse(src: &str, schema: Schema) -> Result<Filter, GErr> {
+    pub(super) fn parse(src: &str, schema: Schema) -> Result<Filter, GErr> {
         let toks = tokenize(src)?;
         if toks.is_empty() {
             return Err(syntax(src, 0));
@@ -413,7 +413,7 @@ impl Filter {
     }
 
     /// Whether an object matches; `get` returns a property by canonical name.
-    pub fn matches(&self, get: &dyn Fn(&str) -> Val) -> bool {
+    pub(super) fn matches(&self, get: &dyn Fn(&str) -> Val) -> bool {
         eval(&self.expr, get)
     }
 }

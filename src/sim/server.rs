@@ -32,7 +32,7 @@ pub(super) struct SimListener(pub TcpListener);
 pub(super) struct ConnKill(Arc<AtomicBool>);
 
 impl ConnKill {
-    pub fn kill(&self) {
+    pub(super) fn kill(&self) {
         self.0.store(true, Ordering::SeqCst);
     }
 }

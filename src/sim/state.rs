@@ -19,25 +19,25 @@ pub(super) struct Clock {
 }
 
 impl Clock {
-    pub fn new(scale: f64) -> Clock {
+    pub(super) fn new(scale: f64) -> Clock {
         Clock {
             start: Instant::now(),
             scale,
         }
     }
     /// Simulated seconds since the start.
-    pub fn now(&self) -> f64 {
+    pub(super) fn now(&self) -> f64 {
         self.start.elapsed().as_secs_f64() * self.scale
     }
     /// Real milliseconds since the start (for the log).
-    pub fn real_ms(&self) -> u64 {
+    pub(super) fn real_ms(&self) -> u64 {
         self.start.elapsed().as_millis() as u64
     }
     /// Simulated seconds → real seconds.
-    pub fn to_real(&self, sim_secs: f64) -> f64 {
+    pub(super) fn to_real(&self, sim_secs: f64) -> f64 {
         sim_secs / self.scale
     }
-    pub fn scale(&self) -> f64 {
+    pub(super) fn scale(&self) -> f64 {
         self.scale
     }
 }
@@ -49,17 +49,17 @@ pub(super) struct User {
 }
 
 impl User {
-    pub fn id(&self) -> &str {
+    pub(super) fn id(&self) -> &str {
         &self.seed.id
     }
-    pub fn upn(&self) -> &str {
+    pub(super) fn upn(&self) -> &str {
         &self.seed.user_principal_name
     }
-    pub fn state(&self) -> &str {
+    pub(super) fn state(&self) -> &str {
         &self.seed.per_user_mfa_state
     }
     /// Registered a method that counts for MFA (not password, email or a temporary pass).
-    pub fn has_mfa_method(&self) -> bool {
+    pub(super) fn has_mfa_method(&self) -> bool {
         self.seed
             .methods
             .iter()
@@ -82,7 +82,7 @@ pub(super) struct Ident {
 
 impl Ident {
     /// Has one of `perms`; a delegated caller also needs one of `admin_roles` (if not empty).
-    pub fn allows(&self, perms: &[&str], admin_roles: &[&str]) -> bool {
+    pub(super) fn allows(&self, perms: &[&str], admin_roles: &[&str]) -> bool {
         match &self.user {
             None => self.roles.iter().any(|r| perms.contains(&r.as_str())),
             Some(u) => {
@@ -259,7 +259,7 @@ pub(super) struct Sim {
 }
 
 impl Sim {
-    pub fn new(cfg: SimConfig) -> Sim {
+    pub(super) fn new(cfg: SimConfig) -> Sim {
         let users = cfg
             .tenant
             .users
@@ -295,12 +295,12 @@ impl Sim {
         }
     }
 
-    pub fn lock(&self) -> MutexGuard<'_, State> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock must not take the whole simulator down.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn client(&self, client_id: &str) -> Option<&ClientSeed> {
+    pub(super) fn client(&self, client_id: &str) -> Option<&ClientSeed> {
         self.cfg
             .tenant
             .clients
@@ -309,7 +309,7 @@ impl Sim {
     }
 
     /// Whether `t` names this tenant (id or one of its domains).
-    pub fn is_tenant(&self, t: &str) -> bool {
+    pub(super) fn is_tenant(&self, t: &str) -> bool {
         let t = t.to_ascii_lowercase();
         t == self.cfg.tenant.tenant_id.to_ascii_lowercase()
             || t == self.cfg.tenant.domain.to_ascii_lowercase()
@@ -322,13 +322,13 @@ impl Sim {
             || t == "organizations"
     }
 
-    pub fn premium(&self, st: &State) -> bool {
+    pub(super) fn premium(&self, st: &State) -> bool {
         st.faults.premium.unwrap_or(self.cfg.tenant.premium)
     }
 
     /// Adds one request to the log (the oldest entries go beyond [`LOG_CAP`]).
     #[allow(clippy::too_many_arguments)]
-    pub fn log_request(
+    pub(super) fn log_request(
         &self,
         st: &mut State,
         ctx: &Ctx,
@@ -355,7 +355,7 @@ impl Sim {
     }
 
     /// Every user's per-user MFA state, in tenant order.
-    pub fn users_state(&self) -> Vec<UserState> {
+    pub(super) fn users_state(&self) -> Vec<UserState> {
         self.lock()
             .users
             .iter()
@@ -370,7 +370,7 @@ impl Sim {
 
 impl State {
     /// Finds a user by object id or UPN (both case-insensitive).
-    pub fn find_user(&self, key: &str) -> Option<usize> {
+    pub(super) fn find_user(&self, key: &str) -> Option<usize> {
         // The first user whose id (ASCII case) or UPN (any case) is `key`, through the index
         // (a scan per lookup made big tenants quadratic: minutes for 100,000 users).
         let by_id = self.user_index.by_id.get(&key.to_ascii_lowercase());

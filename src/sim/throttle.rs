@@ -105,7 +105,7 @@ pub(super) enum Exceeded {
 
 impl Exceeded {
     /// `x-ms-throttle-scope` (`<Scope>/<Limit>/<ApplicationId>/<TenantId>`).
-    pub fn scope(self, app: &str, tenant: &str) -> String {
+    pub(super) fn scope(self, app: &str, tenant: &str) -> String {
         let (scope, limit) = match self {
             Exceeded::Ru => ("Tenant_Application", "ReadWrite"),
             Exceeded::Reports => ("Tenant_Application", "Read"),
@@ -116,7 +116,7 @@ impl Exceeded {
     }
 
     /// `x-ms-throttle-information`.
-    pub fn information(self) -> &'static str {
+    pub(super) fn information(self) -> &'static str {
         match self {
             Exceeded::Ru | Exceeded::Reports => "ResourceUnitLimitExceeded",
             Exceeded::AppWrites | Exceeded::TenantWrites => "WriteLimitExceeded",
@@ -140,7 +140,7 @@ fn frac(sum: u64, limit: u64) -> f64 {
 impl Throttle {
     /// Charges a request. `Ok(usage)`: accepted, `usage` the fullest budget it was charged
     /// against (fraction of its limit, after this request); `Err`: throttled.
-    pub fn charge(
+    pub(super) fn charge(
         &mut self,
         app: &str,
         now: f64,

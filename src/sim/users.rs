@@ -138,7 +138,7 @@ pub(super) struct Shape {
 }
 
 impl Shape {
-    pub fn new(ver: Ver, q: &Query, state: bool) -> Result<Shape, GErr> {
+    pub(super) fn new(ver: Ver, q: &Query, state: bool) -> Result<Shape, GErr> {
         Ok(Shape {
             ver,
             sel: selection(q)?,
@@ -146,7 +146,7 @@ impl Shape {
         })
     }
 
-    pub fn json(&self, u: &User) -> Value {
+    pub(super) fn json(&self, u: &User) -> Value {
         let props: Vec<&str> = match &self.sel {
             Some(s) => s.clone(),
             None if self.ver == Ver::V1 => DEFAULT_V1.to_vec(),
@@ -166,7 +166,7 @@ impl Shape {
         Value::Object(m)
     }
 
-    pub fn context(&self, ctx: &Ctx) -> String {
+    pub(super) fn context(&self, ctx: &Ctx) -> String {
         context_users(ctx, self.ver, &self.sel)
     }
 }

@@ -11,7 +11,7 @@ pub(super) enum Ver {
 }
 
 impl Ver {
-    pub fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Ver::V1 => "v1.0",
             Ver::Beta => "beta",
@@ -53,28 +53,28 @@ pub(super) struct Resp {
 }
 
 impl Resp {
-    pub fn json(status: u16, v: Value) -> Resp {
+    pub(super) fn json(status: u16, v: Value) -> Resp {
         Resp {
             status,
             headers: vec![],
             body: Body::Json(v),
         }
     }
-    pub fn empty(status: u16) -> Resp {
+    pub(super) fn empty(status: u16) -> Resp {
         Resp {
             status,
             headers: vec![],
             body: Body::Empty,
         }
     }
-    pub fn text(status: u16, s: String) -> Resp {
+    pub(super) fn text(status: u16, s: String) -> Resp {
         Resp {
             status,
             headers: vec![],
             body: Body::Text(s),
         }
     }
-    pub fn with_header(mut self, k: &str, v: impl Into<String>) -> Resp {
+    pub(super) fn with_header(mut self, k: &str, v: impl Into<String>) -> Resp {
         self.headers.push((k.to_string(), v.into()));
         self
     }
@@ -89,27 +89,27 @@ pub(super) struct GErr {
 }
 
 impl GErr {
-    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> GErr {
+    pub(super) fn new(status: u16, code: &'static str, message: impl Into<String>) -> GErr {
         GErr {
             status,
             code,
             message: message.into(),
         }
     }
-    pub fn bad(message: impl Into<String>) -> GErr {
+    pub(super) fn bad(message: impl Into<String>) -> GErr {
         GErr::new(400, "BadRequest", message)
     }
-    pub fn unsupported(message: impl Into<String>) -> GErr {
+    pub(super) fn unsupported(message: impl Into<String>) -> GErr {
         GErr::new(400, "Request_UnsupportedQuery", message)
     }
-    pub fn denied() -> GErr {
+    pub(super) fn denied() -> GErr {
         GErr::new(
             403,
             "Authorization_RequestDenied",
             "Insufficient privileges to complete the operation.",
         )
     }
-    pub fn not_found(key: &str) -> GErr {
+    pub(super) fn not_found(key: &str) -> GErr {
         GErr::new(
             404,
             "Request_ResourceNotFound",
@@ -118,7 +118,7 @@ impl GErr {
             ),
         )
     }
-    pub fn resp(&self, ctx: &Ctx) -> Resp {
+    pub(super) fn resp(&self, ctx: &Ctx) -> Resp {
         graph_error(ctx, self.status, self.code, &self.message)
     }
 }

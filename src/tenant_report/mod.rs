@@ -32,8 +32,8 @@ use crate::graph::{
 use crate::model::MfaState;
 use crate::report::{self, ReportError};
 
-pub use summary::{ByRegistration, HowRead, ReportSummary};
-pub use writer::{ReportRow, ReportWriter, COLUMNS};
+pub(crate) use summary::{HowRead, ReportSummary};
+pub(crate) use writer::{ReportRow, ReportWriter};
 
 /// Which users the report lists.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -119,7 +119,7 @@ pub struct ReportSettings {
 }
 
 /// Runs `report` on a fresh runtime. `connect` signs in once the offline checks passed.
-pub fn run(s: ReportSettings, connect: graph::Connect) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(s: ReportSettings, connect: graph::Connect) -> anyhow::Result<ExitCode> {
     if !(s.report_rate > 0.0 && s.report_rate.is_finite()) {
         anyhow::bail!(UsageError(format!(
             "--report-rate {} is not a positive number of requests per 10 seconds",

@@ -10,7 +10,7 @@ use crate::model::MfaState;
 
 /// Registration counts for one per-user MFA state.
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
-pub struct ByRegistration {
+pub(crate) struct ByRegistration {
     pub registered: u64,
     pub not_registered: u64,
     pub unknown: u64,
@@ -28,7 +28,7 @@ impl ByRegistration {
 
 /// How the report read what it shows, in words, and counted.
 #[derive(Clone, Debug, Default, Serialize)]
-pub struct HowRead {
+pub(crate) struct HowRead {
     /// Pages of user lists.
     pub user_pages: u64,
     /// States from the list answers.
@@ -48,7 +48,7 @@ pub struct HowRead {
 
 /// Everything the report counted.
 #[derive(Clone, Debug, Default, Serialize)]
-pub struct ReportSummary {
+pub(crate) struct ReportSummary {
     /// What was listed: `tenant`, `group "…"`, `filter "…"`.
     pub users_of: String,
     /// Users read (after --user-type).
@@ -74,7 +74,7 @@ pub struct ReportSummary {
 
 impl ReportSummary {
     /// Counts one user (every user read, whether or not `--only` keeps the row).
-    pub fn count(&mut self, r: &ReportRow) {
+    pub(crate) fn count(&mut self, r: &ReportRow) {
         self.users += 1;
         let bucket = match &r.state {
             Some(MfaState::Disabled) => &mut self.disabled,
@@ -93,7 +93,7 @@ impl ReportSummary {
     }
 
     /// Prints the summary (text, or JSON with `json`) to `out`.
-    pub fn print(
+    pub(crate) fn print(
         &self,
         out: &mut dyn Write,
         header: &str,

@@ -26,7 +26,7 @@ use crate::report::files::{self, Access};
 use crate::report::{is_stdout, ReportError, ResultFormat};
 
 /// The report's columns, in order.
-pub const COLUMNS: [&str; 11] = [
+pub(crate) const COLUMNS: [&str; 11] = [
     "user_principal_name",
     "user_id",
     "display_name",
@@ -49,7 +49,7 @@ const MAX_ROWS: u32 = 1_048_576;
 
 /// One user of the report.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ReportRow {
+pub(crate) struct ReportRow {
     pub user_principal_name: String,
     pub user_id: String,
     pub display_name: Option<String>,
@@ -74,7 +74,7 @@ fn yes_no(b: Option<bool>) -> &'static str {
 }
 
 impl ReportRow {
-    pub fn cells(&self) -> [&str; 11] {
+    pub(crate) fn cells(&self) -> [&str; 11] {
         fn o(s: &Option<String>) -> &str {
             s.as_deref().unwrap_or("")
         }
@@ -95,7 +95,7 @@ impl ReportRow {
 }
 
 /// Where the rows go.
-pub enum ReportWriter {
+pub(crate) enum ReportWriter {
     Csv {
         path: PathBuf,
         inner: Box<::csv::Writer<Box<dyn Write>>>,
@@ -103,7 +103,7 @@ pub enum ReportWriter {
     Xlsx(Box<XlsxReport>),
 }
 
-pub struct XlsxReport {
+pub(crate) struct XlsxReport {
     path: PathBuf,
     /// The name, taken when the report started; the workbook is written into it at the end.
     file: Option<File>,
@@ -154,7 +154,7 @@ fn csv_writer(out: Box<dyn Write>) -> Box<::csv::Writer<Box<dyn Write>>> {
 
 impl ReportWriter {
     /// Creates the report file (CSV or XLSX by extension, `-` for CSV on standard output).
-    pub fn create(path: &Path, force: bool) -> Result<ReportWriter, ReportError> {
+    pub(crate) fn create(path: &Path, force: bool) -> Result<ReportWriter, ReportError> {
         let format = crate::report::check_result_path(path, force)?;
         if is_stdout(path) {
             let mut out: Box<dyn Write> = Box::new(std::io::stdout());
@@ -201,7 +201,7 @@ impl ReportWriter {
     }
 
     /// Writes one row.
-    pub fn write(&mut self, row: &ReportRow) -> Result<(), ReportError> {
+    pub(crate) fn write(&mut self, row: &ReportRow) -> Result<(), ReportError> {
         match self {
             ReportWriter::Csv { path, inner } => inner
                 .write_record(
@@ -240,7 +240,7 @@ impl ReportWriter {
     }
 
     /// Hands the rows written so far to the operating system (CSV; after each page).
-    pub fn flush(&mut self) -> Result<(), ReportError> {
+    pub(crate) fn flush(&mut self) -> Result<(), ReportError> {
         match self {
             ReportWriter::Csv { path, inner } => {
                 inner.flush().map_err(|e| ReportError::io(path, "write", e))
@@ -250,7 +250,7 @@ impl ReportWriter {
     }
 
     /// Completes the file (syncs a CSV; saves the workbook).
-    pub fn finish(self) -> Result<(), ReportError> {
+    pub(crate) fn finish(self) -> Result<(), ReportError> {
         match self {
             ReportWriter::Csv { path, mut inner } => {
                 inner

@@ -15,7 +15,7 @@ use assert_cmd::Command;
 use mfa_bulk::sim::{self, SimConfig, SimHandle};
 
 /// Environment variables that could point the binary elsewhere; cleared for every test run.
-pub const CLEARED: &[&str] = &[
+pub(crate) const CLEARED: &[&str] = &[
     "AZURE_TENANT_ID",
     "AZURE_CLIENT_ID",
     "AZURE_CLIENT_SECRET",
@@ -35,7 +35,7 @@ pub const CLEARED: &[&str] = &[
 
 /// A sign-in cache folder of this test process: no test ever reads or writes the real user's
 /// credential store or cache folder (`MFA_BULK_CACHE_DIR` keeps sign-ins in a file there).
-pub fn test_cache_dir() -> PathBuf {
+pub(crate) fn test_cache_dir() -> PathBuf {
     static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
     DIR.get_or_init(|| tempfile::tempdir().expect("temporary folder"))
         .path()
@@ -43,18 +43,18 @@ pub fn test_cache_dir() -> PathBuf {
 }
 
 /// A path inside the repository (samples, fixtures).
-pub fn repo(rel: &str) -> PathBuf {
+pub(crate) fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
 /// The binary, with no tenant configuration from the environment, run in `dir`.
-pub fn bin(dir: &Path) -> Command {
+pub(crate) fn bin(dir: &Path) -> Command {
     Command::from_std(bin_process(dir))
 }
 
 /// [`bin`] as a plain process: for a child to signal while it runs, or to wrap in another
 /// program (a terminal).
-pub fn bin_process(dir: &Path) -> std::process::Command {
+pub(crate) fn bin_process(dir: &Path) -> std::process::Command {
     let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin!("mfa-bulk"));
     clear_env(&mut c);
     c.current_dir(dir);
@@ -62,25 +62,25 @@ pub fn bin_process(dir: &Path) -> std::process::Command {
 }
 
 /// Removes every variable of [`CLEARED`] from what `c` will run with.
-pub fn clear_env(c: &mut std::process::Command) {
+pub(crate) fn clear_env(c: &mut std::process::Command) {
     for v in CLEARED {
         c.env_remove(v);
     }
 }
 
 /// A simulator running in this test process, on its own runtime.
-pub struct TestSim {
+pub(crate) struct TestSim {
     pub handle: SimHandle,
     rt: tokio::runtime::Runtime,
 }
 
 impl TestSim {
     /// The sample tenant (the one `samples/` is written for).
-    pub fn sample() -> TestSim {
+    pub(crate) fn sample() -> TestSim {
         TestSim::with(SimConfig::sample())
     }
 
-    pub fn with(cfg: SimConfig) -> TestSim {
+    pub(crate) fn with(cfg: SimConfig) -> TestSim {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -91,19 +91,19 @@ impl TestSim {
     }
 
     /// The binary, signed in to this simulator as the sample app (all permissions).
-    pub fn cmd(&self, dir: &Path) -> Command {
+    pub(crate) fn cmd(&self, dir: &Path) -> Command {
         self.cmd_as(dir, sim::SIM_CLIENT_ID, sim::SIM_CLIENT_SECRET)
     }
 
     /// The binary, signed in to this simulator as `client_id` with `secret`.
-    pub fn cmd_as(&self, dir: &Path, client_id: &str, secret: &str) -> Command {
+    pub(crate) fn cmd_as(&self, dir: &Path, client_id: &str, secret: &str) -> Command {
         let mut c = bin(dir);
         c.envs(self.sign_in_env(client_id, secret));
         c
     }
 
     /// The environment that signs the binary in to this simulator as `client_id` with `secret`.
-    pub fn sign_in_env(&self, client_id: &str, secret: &str) -> [(&'static str, String); 5] {
+    pub(crate) fn sign_in_env(&self, client_id: &str, secret: &str) -> [(&'static str, String); 5] {
         [
             ("MFA_BULK_GRAPH_URL", self.handle.url()),
             ("MFA_BULK_LOGIN_URL", self.handle.url()),
@@ -114,23 +114,23 @@ impl TestSim {
     }
 
     /// [`TestSim::sign_in_env`] for the sample app (all permissions).
-    pub fn sample_app_env(&self) -> [(&'static str, String); 5] {
+    pub(crate) fn sample_app_env(&self) -> [(&'static str, String); 5] {
         self.sign_in_env(sim::SIM_CLIENT_ID, sim::SIM_CLIENT_SECRET)
     }
 
     /// A user's per-user MFA state now (by UPN or id).
-    pub fn state(&self, key: &str) -> String {
+    pub(crate) fn state(&self, key: &str) -> String {
         self.handle
             .user_state(key)
             .unwrap_or_else(|| panic!("no user {key} in the simulator"))
     }
 
-    pub fn counters(&self) -> sim::Counters {
+    pub(crate) fn counters(&self) -> sim::Counters {
         self.handle.counters()
     }
 
     /// Most writes any one user received.
-    pub fn max_writes_per_user(&self) -> u64 {
+    pub(crate) fn max_writes_per_user(&self) -> u64 {
         self.counters()
             .writes_per_user
             .values()
@@ -140,7 +140,7 @@ impl TestSim {
     }
 
     /// The UPNs of every user of the tenant, in tenant order.
-    pub fn upns(&self) -> Vec<String> {
+    pub(crate) fn upns(&self) -> Vec<String> {
         self.handle
             .users_state()
             .into_iter()
@@ -149,7 +149,7 @@ impl TestSim {
     }
 
     /// A user's object id (by UPN, any case).
-    pub fn id_of(&self, upn: &str) -> String {
+    pub(crate) fn id_of(&self, upn: &str) -> String {
         self.handle
             .users_state()
             .into_iter()
@@ -167,19 +167,19 @@ impl Drop for TestSim {
 
 /// A test's world: a simulator and a folder the binary runs in, with the steps every test
 /// takes written once. It derefs to its [`TestSim`] (`ctx.state(…)`, `ctx.counters()`).
-pub struct TestContext {
+pub(crate) struct TestContext {
     pub sim: TestSim,
     dir: tempfile::TempDir,
 }
 
 impl TestContext {
     /// The sample tenant, in a temporary folder on disk.
-    pub fn sample() -> TestContext {
+    pub(crate) fn sample() -> TestContext {
         TestContext::with(SimConfig::sample())
     }
 
     /// A simulator of `cfg`, in a temporary folder on disk.
-    pub fn with(cfg: SimConfig) -> TestContext {
+    pub(crate) fn with(cfg: SimConfig) -> TestContext {
         TestContext {
             sim: TestSim::with(cfg),
             dir: tempfile::tempdir().unwrap(),
@@ -188,7 +188,7 @@ impl TestContext {
 
     /// A simulator of `cfg`, in a [`scratch`] folder in memory: for long applies, whose
     /// journal syncs would otherwise make them mostly fsync time.
-    pub fn in_memory(cfg: SimConfig) -> TestContext {
+    pub(crate) fn in_memory(cfg: SimConfig) -> TestContext {
         TestContext {
             sim: TestSim::with(cfg),
             dir: scratch(),
@@ -196,39 +196,39 @@ impl TestContext {
     }
 
     /// The folder the binary runs in.
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         self.dir.path()
     }
 
     /// `name` in the folder.
-    pub fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir().join(name)
     }
 
     /// An input CSV `name` in the folder: a `UserPrincipalName` column holding `users`.
-    pub fn input<S: AsRef<str>>(&self, name: &str, users: &[S]) -> PathBuf {
+    pub(crate) fn input<S: AsRef<str>>(&self, name: &str, users: &[S]) -> PathBuf {
         write_input(self.dir(), name, users)
     }
 
     /// The binary in the folder, signed in to the simulator as the sample app.
-    pub fn cmd(&self) -> Command {
+    pub(crate) fn cmd(&self) -> Command {
         self.sim.cmd(self.dir())
     }
 
     /// The binary in the folder, signed in to the simulator as `client_id` with `secret`.
-    pub fn cmd_as(&self, client_id: &str, secret: &str) -> Command {
+    pub(crate) fn cmd_as(&self, client_id: &str, secret: &str) -> Command {
         self.sim.cmd_as(self.dir(), client_id, secret)
     }
 
     /// `apply <input>`, signed in; options follow.
-    pub fn apply(&self, input: &Path) -> Command {
+    pub(crate) fn apply(&self, input: &Path) -> Command {
         let mut c = self.cmd();
         c.arg("apply").arg(input);
         c
     }
 
     /// `dry-run <input>`, signed in; options follow.
-    pub fn dry_run(&self, input: &Path) -> Command {
+    pub(crate) fn dry_run(&self, input: &Path) -> Command {
         let mut c = self.cmd();
         c.arg("dry-run").arg(input);
         c
@@ -236,7 +236,7 @@ impl TestContext {
 
     /// The binary as a child process with `args`, signed in, in the folder: no input, output
     /// dropped, its standard error kept for [`stderr_of`]. For tests that signal it.
-    pub fn spawn<I, S>(&self, args: I) -> Child
+    pub(crate) fn spawn<I, S>(&self, args: I) -> Child
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
@@ -252,24 +252,24 @@ impl TestContext {
     }
 
     /// The result CSV `name` in the folder, as rows.
-    pub fn rows(&self, name: &str) -> Rows {
+    pub(crate) fn rows(&self, name: &str) -> Rows {
         read_csv(&self.path(name))
     }
 
     /// The text of `name` in the folder.
-    pub fn read(&self, name: &str) -> String {
+    pub(crate) fn read(&self, name: &str) -> String {
         std::fs::read_to_string(self.path(name)).unwrap()
     }
 
     /// Writes `contents` to `name` in the folder.
-    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+    pub(crate) fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
         let p = self.path(name);
         std::fs::write(&p, contents).unwrap();
         p
     }
 
     /// Whether `name` exists in the folder.
-    pub fn exists(&self, name: &str) -> bool {
+    pub(crate) fn exists(&self, name: &str) -> bool {
         self.path(name).exists()
     }
 }
@@ -282,7 +282,7 @@ impl Deref for TestContext {
 }
 
 /// A UTF-8 CSV `name` in `dir` with a `UserPrincipalName` column: `users` in order.
-pub fn write_input<S: AsRef<str>>(dir: &Path, name: &str, users: &[S]) -> PathBuf {
+pub(crate) fn write_input<S: AsRef<str>>(dir: &Path, name: &str, users: &[S]) -> PathBuf {
     let path = dir.join(name);
     let mut w = csv::Writer::from_path(&path).unwrap();
     w.write_record(["UserPrincipalName"]).unwrap();
@@ -297,7 +297,7 @@ pub fn write_input<S: AsRef<str>>(dir: &Path, name: &str, users: &[S]) -> PathBu
 /// disk twice per user written, which on a disk makes a 100,000-user run mostly fsync time.
 /// Durability against a crash of the machine is not what these tests check; a killed process
 /// loses nothing from the page cache either way.
-pub fn scratch() -> tempfile::TempDir {
+pub(crate) fn scratch() -> tempfile::TempDir {
     let shm = Path::new("/dev/shm");
     if shm.is_dir() {
         if let Ok(d) = tempfile::tempdir_in(shm) {
@@ -308,7 +308,7 @@ pub fn scratch() -> tempfile::TempDir {
 }
 
 /// Sends `sig` (`-INT`, `-TERM`, `-KILL`) to `child`.
-pub fn signal(child: &Child, sig: &str) {
+pub(crate) fn signal(child: &Child, sig: &str) {
     let ok = std::process::Command::new("kill")
         .args([sig, &child.id().to_string()])
         .status()
@@ -318,7 +318,7 @@ pub fn signal(child: &Child, sig: &str) {
 }
 
 /// Waits for `child` to end; kills it and fails after 120 s.
-pub fn wait_exit(child: &mut Child) -> ExitStatus {
+pub(crate) fn wait_exit(child: &mut Child) -> ExitStatus {
     let start = Instant::now();
     loop {
         if let Some(st) = child.try_wait().unwrap() {
@@ -333,7 +333,7 @@ pub fn wait_exit(child: &mut Child) -> ExitStatus {
 }
 
 /// What `child` wrote to its standard error (read to the end, once).
-pub fn stderr_of(child: &mut Child) -> String {
+pub(crate) fn stderr_of(child: &mut Child) -> String {
     use std::io::Read;
     let mut s = String::new();
     if let Some(mut e) = child.stderr.take() {
@@ -343,10 +343,10 @@ pub fn stderr_of(child: &mut Child) -> String {
 }
 
 /// A result file as rows of header → value.
-pub type Rows = Vec<HashMap<String, String>>;
+pub(crate) type Rows = Vec<HashMap<String, String>>;
 
 /// A result CSV read as header → value maps, one per row (BOM stripped).
-pub fn read_csv(path: &Path) -> Rows {
+pub(crate) fn read_csv(path: &Path) -> Rows {
     let text = std::fs::read_to_string(path).expect("result file");
     let text = text.trim_start_matches('\u{feff}');
     let mut rdr = csv::Reader::from_reader(text.as_bytes());
@@ -364,7 +364,10 @@ pub fn read_csv(path: &Path) -> Rows {
 }
 
 /// The row of a result file whose `input` (any case) is `input`.
-pub fn row<'a>(rows: &'a [HashMap<String, String>], input: &str) -> &'a HashMap<String, String> {
+pub(crate) fn row<'a>(
+    rows: &'a [HashMap<String, String>],
+    input: &str,
+) -> &'a HashMap<String, String> {
     rows.iter()
         .find(|r| r["input"].eq_ignore_ascii_case(input))
         .unwrap_or_else(|| panic!("no row for {input}"))

@@ -15,12 +15,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
 
-pub const TENANT: &str = "fake-tenant";
-pub const CLIENT: &str = "fake-client";
-pub const SECRET: &str = "fake-secret-value-123";
+pub(crate) const TENANT: &str = "fake-tenant";
+pub(crate) const CLIENT: &str = "fake-client";
+pub(crate) const SECRET: &str = "fake-secret-value-123";
 
 #[derive(Default)]
-pub struct Script {
+pub(crate) struct Script {
     /// Roles put in app tokens.
     pub roles: Vec<String>,
     /// Token lifetime in seconds.
@@ -49,7 +49,7 @@ pub struct Script {
 }
 
 #[derive(Default)]
-pub struct Log {
+pub(crate) struct Log {
     pub tokens_issued: u64,
     pub token_requests: u64,
     pub http: u64,
@@ -68,7 +68,7 @@ pub struct Log {
     pub report_requests: u64,
 }
 
-pub struct Fake {
+pub(crate) struct Fake {
     pub script: Mutex<Script>,
     pub log: Mutex<Log>,
     valid: Mutex<HashMap<String, Instant>>,
@@ -76,19 +76,19 @@ pub struct Fake {
 }
 
 impl Fake {
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr.lock().unwrap().unwrap())
     }
     /// Every token issued so far is refused from now on (as after a revocation).
-    pub fn revoke_tokens(&self) {
+    pub(crate) fn revoke_tokens(&self) {
         self.valid.lock().unwrap().clear();
     }
-    pub fn state_of(&self, id: &str) -> String {
+    pub(crate) fn state_of(&self, id: &str) -> String {
         self.script.lock().unwrap().users[id].2.clone()
     }
 }
 
-pub fn users(n: usize) -> HashMap<String, (String, String, String)> {
+pub(crate) fn users(n: usize) -> HashMap<String, (String, String, String)> {
     (0..n)
         .map(|i| {
             (
@@ -103,11 +103,11 @@ pub fn users(n: usize) -> HashMap<String, (String, String, String)> {
         .collect()
 }
 
-pub fn id(i: usize) -> String {
+pub(crate) fn id(i: usize) -> String {
     format!("00000000-0000-4000-8000-{i:012}")
 }
 
-pub async fn start(script: Script) -> Arc<Fake> {
+pub(crate) async fn start(script: Script) -> Arc<Fake> {
     let fake = Arc::new(Fake {
         script: Mutex::new(Script {
             lifetime: if script.lifetime > 0.0 {

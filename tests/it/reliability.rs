@@ -9,13 +9,13 @@ use std::path::{Path, PathBuf};
 
 use mfa_bulk::sim::{self, SimConfig, UserState};
 
-pub use crate::common::{scratch, Rows};
+pub(crate) use crate::common::{scratch, Rows};
 use crate::common::{write_input, TestSim};
 
 /// Every user's per-user MFA state, by object id.
-pub type Snapshot = BTreeMap<String, UserState>;
+pub(crate) type Snapshot = BTreeMap<String, UserState>;
 
-pub fn snapshot(sim: &TestSim) -> Snapshot {
+pub(crate) fn snapshot(sim: &TestSim) -> Snapshot {
     sim.handle
         .users_state()
         .into_iter()
@@ -25,7 +25,7 @@ pub fn snapshot(sim: &TestSim) -> Snapshot {
 
 /// A generated tenant of `n` users, sped up `scale` times, with limits high enough that only
 /// the faults a test sets get in the way.
-pub fn generated(n: usize, seed: u64, scale: f64) -> SimConfig {
+pub(crate) fn generated(n: usize, seed: u64, scale: f64) -> SimConfig {
     let mut cfg = SimConfig::with_tenant(sim::generate_tenant(n, seed));
     cfg.seed = seed;
     cfg.time_scale = scale;
@@ -33,13 +33,13 @@ pub fn generated(n: usize, seed: u64, scale: f64) -> SimConfig {
 }
 
 /// A UTF-8 CSV with a `UserPrincipalName` column in `dir`: `values` in order.
-pub fn input_csv(dir: &Path, name: &str, values: &[String]) -> PathBuf {
+pub(crate) fn input_csv(dir: &Path, name: &str, values: &[String]) -> PathBuf {
     write_input(dir, name, values)
 }
 
 /// The UPNs of every user of the tenant, in tenant order, plus a few rows that resolve to no
 /// one (not found, invalid), so the result file has every kind of row.
-pub fn all_upns_and_strays(before: &Snapshot, sim: &TestSim) -> Vec<String> {
+pub(crate) fn all_upns_and_strays(before: &Snapshot, sim: &TestSim) -> Vec<String> {
     let mut v = sim.upns();
     assert_eq!(v.len(), before.len());
     v.insert(v.len() / 2, "nobody.here@northwind.example".into());
@@ -49,7 +49,7 @@ pub fn all_upns_and_strays(before: &Snapshot, sim: &TestSim) -> Vec<String> {
 
 /// Fast pacing for the client: the simulator's limits are what throttle it, not the client's
 /// own guess (which assumes Graph's real-time windows).
-pub const FAST: &[&str] = &["--write-rate", "100000", "--rate", "1000000"];
+pub(crate) const FAST: &[&str] = &["--write-rate", "100000", "--rate", "1000000"];
 
 /// What the result file must tell truthfully after an `apply` with target `enabled` (the
 /// default), whatever faults hit it:
@@ -64,7 +64,7 @@ pub const FAST: &[&str] = &["--write-rate", "100000", "--rate", "1000000"];
 /// - nobody outside the input touched, and nobody written more than once.
 ///
 /// Returns the number of rows per outcome.
-pub fn check_apply_truth(
+pub(crate) fn check_apply_truth(
     before: &Snapshot,
     after: &Snapshot,
     inputs: &[String],
@@ -174,7 +174,7 @@ pub fn check_apply_truth(
 }
 
 /// After a run that ended as asked: every user of the input is at least enabled.
-pub fn assert_all_at_least_enabled(after: &Snapshot) {
+pub(crate) fn assert_all_at_least_enabled(after: &Snapshot) {
     let behind: Vec<&str> = after
         .values()
         .filter(|u| u.per_user_mfa_state == "disabled")

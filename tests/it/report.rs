@@ -23,7 +23,7 @@ fn user(row: u64, name: &str, outcome: Outcome) -> ResultRow {
 }
 
 /// One row of each outcome, with the awkward cells a real tenant has.
-pub fn sample_rows() -> Vec<ResultRow> {
+pub(crate) fn sample_rows() -> Vec<ResultRow> {
     let mut rows = Vec::new();
 
     let mut r = user(2, "anna.schmidt", Outcome::WouldChange);

@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::common::{bin, repo, TestSim};
 
 /// A folder with the browser script, a work folder and a cache folder.
-pub struct Desk {
+pub(crate) struct Desk {
     pub work: tempfile::TempDir,
     pub cache: tempfile::TempDir,
     pub browser: PathBuf,
@@ -22,7 +22,7 @@ pub struct Desk {
 
 /// A `BROWSER` command that follows the sign-in address with curl, redirects included, back to
 /// the tool's loopback port.
-pub fn browser_script(dir: &Path) -> PathBuf {
+pub(crate) fn browser_script(dir: &Path) -> PathBuf {
     let curl = std::process::Command::new("curl").arg("--version").output();
     assert!(
         curl.is_ok_and(|o| o.status.success()),
@@ -43,7 +43,7 @@ pub fn browser_script(dir: &Path) -> PathBuf {
 }
 
 impl Desk {
-    pub fn new() -> Desk {
+    pub(crate) fn new() -> Desk {
         let tools = tempfile::tempdir().unwrap();
         Desk {
             browser: browser_script(tools.path()),
@@ -55,7 +55,7 @@ impl Desk {
 
     /// The binary pointed at `sim`, signing in through the browser script, with this desk's
     /// cache.
-    pub fn cmd(&self, sim: &TestSim) -> assert_cmd::Command {
+    pub(crate) fn cmd(&self, sim: &TestSim) -> assert_cmd::Command {
         let mut c = bin(self.work.path());
         c.env("MFA_BULK_GRAPH_URL", sim.handle.url())
             .env("MFA_BULK_LOGIN_URL", sim.handle.url())
@@ -65,12 +65,12 @@ impl Desk {
         c
     }
 
-    pub fn cache_file(&self) -> PathBuf {
+    pub(crate) fn cache_file(&self) -> PathBuf {
         self.cache.path().join("sign-in-cache.json")
     }
 
     /// The refresh tokens in the cache file.
-    pub fn cached_refresh_tokens(&self) -> Vec<String> {
+    pub(crate) fn cached_refresh_tokens(&self) -> Vec<String> {
         let Ok(text) = std::fs::read_to_string(self.cache_file()) else {
             return vec![];
         };

@@ -6,11 +6,11 @@ use std::time::Duration;
 use mfa_bulk::sim::{self, SimConfig, SimHandle};
 use serde_json::{json, Value};
 
-pub const TENANT: &str = sim::SIM_TENANT_ID;
+pub(crate) const TENANT: &str = sim::SIM_TENANT_ID;
 /// The scope of an app-only token (and of a device code for every scope granted).
-pub const DEFAULT_SCOPE: &str = "https://graph.microsoft.com/.default";
+pub(crate) const DEFAULT_SCOPE: &str = "https://graph.microsoft.com/.default";
 
-pub fn http() -> reqwest::Client {
+pub(crate) fn http() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .no_proxy()
@@ -19,21 +19,21 @@ pub fn http() -> reqwest::Client {
         .unwrap()
 }
 
-pub async fn start_with(f: impl FnOnce(&mut SimConfig)) -> SimHandle {
+pub(crate) async fn start_with(f: impl FnOnce(&mut SimConfig)) -> SimHandle {
     let mut cfg = SimConfig::sample();
     f(&mut cfg);
     sim::start(cfg).await.unwrap()
 }
 
-pub async fn start() -> SimHandle {
+pub(crate) async fn start() -> SimHandle {
     start_with(|_| {}).await
 }
 
-pub fn token_url(s: &SimHandle) -> String {
+pub(crate) fn token_url(s: &SimHandle) -> String {
     format!("{}/{TENANT}/oauth2/v2.0/token", s.url())
 }
 
-pub async fn token_for(s: &SimHandle, client_id: &str, secret: &str) -> reqwest::Response {
+pub(crate) async fn token_for(s: &SimHandle, client_id: &str, secret: &str) -> reqwest::Response {
     http()
         .post(token_url(s))
         .form(&[
@@ -47,18 +47,18 @@ pub async fn token_for(s: &SimHandle, client_id: &str, secret: &str) -> reqwest:
         .unwrap()
 }
 
-pub async fn token_of(s: &SimHandle, client_id: &str, secret: &str) -> String {
+pub(crate) async fn token_of(s: &SimHandle, client_id: &str, secret: &str) -> String {
     let r = token_for(s, client_id, secret).await;
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     v["access_token"].as_str().unwrap().to_string()
 }
 
-pub async fn token(s: &SimHandle) -> String {
+pub(crate) async fn token(s: &SimHandle) -> String {
     token_of(s, sim::SIM_CLIENT_ID, sim::SIM_CLIENT_SECRET).await
 }
 
-pub async fn get(s: &SimHandle, tok: &str, path: &str) -> reqwest::Response {
+pub(crate) async fn get(s: &SimHandle, tok: &str, path: &str) -> reqwest::Response {
     http()
         .get(format!("{}{path}", s.url()))
         .bearer_auth(tok)
@@ -67,7 +67,7 @@ pub async fn get(s: &SimHandle, tok: &str, path: &str) -> reqwest::Response {
         .unwrap()
 }
 
-pub async fn get_eventual(s: &SimHandle, tok: &str, path: &str) -> reqwest::Response {
+pub(crate) async fn get_eventual(s: &SimHandle, tok: &str, path: &str) -> reqwest::Response {
     http()
         .get(format!("{}{path}", s.url()))
         .bearer_auth(tok)
@@ -77,7 +77,12 @@ pub async fn get_eventual(s: &SimHandle, tok: &str, path: &str) -> reqwest::Resp
         .unwrap()
 }
 
-pub async fn patch_state(s: &SimHandle, tok: &str, user: &str, state: &str) -> reqwest::Response {
+pub(crate) async fn patch_state(
+    s: &SimHandle,
+    tok: &str,
+    user: &str,
+    state: &str,
+) -> reqwest::Response {
     http()
         .patch(format!(
             "{}/beta/users/{user}/authentication/requirements",
@@ -90,11 +95,11 @@ pub async fn patch_state(s: &SimHandle, tok: &str, user: &str, state: &str) -> r
         .unwrap()
 }
 
-pub async fn json_of(r: reqwest::Response) -> Value {
+pub(crate) async fn json_of(r: reqwest::Response) -> Value {
     r.json().await.unwrap()
 }
 
-pub fn retry_after(h: &reqwest::header::HeaderMap) -> f64 {
+pub(crate) fn retry_after(h: &reqwest::header::HeaderMap) -> f64 {
     h.get("retry-after")
         .expect("Retry-After header")
         .to_str()
@@ -105,7 +110,7 @@ pub fn retry_after(h: &reqwest::header::HeaderMap) -> f64 {
 
 /// Starts the device code flow for the public client `client`: the `/devicecode` answer
 /// (`device_code`, `user_code`, …).
-pub async fn device_code(s: &SimHandle, client: &str, scope: &str) -> Value {
+pub(crate) async fn device_code(s: &SimHandle, client: &str, scope: &str) -> Value {
     let r = http()
         .post(format!("{}/{TENANT}/oauth2/v2.0/devicecode", s.url()))
         .form(&[("client_id", client), ("scope", scope)])
@@ -117,7 +122,7 @@ pub async fn device_code(s: &SimHandle, client: &str, scope: &str) -> Value {
 }
 
 /// One poll of the token endpoint with the device code of `dc` (a [`device_code`] answer).
-pub async fn poll_device_code(s: &SimHandle, client: &str, dc: &Value) -> reqwest::Response {
+pub(crate) async fn poll_device_code(s: &SimHandle, client: &str, dc: &Value) -> reqwest::Response {
     http()
         .post(token_url(s))
         .form(&[
