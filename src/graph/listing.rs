@@ -11,9 +11,9 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::ops::{odata_string, parse_user, q, USER_SELECT};
+use super::ops::{next_link, odata_string, parse_user, q, USER_SELECT};
 use super::pacer::Cost;
-use super::transport::{exec, Inner, Mode, Req};
+use super::transport::{exec, Mode, Req};
 use super::{CallError, ErrorKind, Graph};
 use crate::model::{MfaState, User};
 
@@ -129,21 +129,6 @@ pub fn is_unsupported_query(e: &CallError) -> bool {
 
 fn values(body: &Value) -> &[Value] {
     body["value"].as_array().map(Vec::as_slice).unwrap_or(&[])
-}
-
-/// Follows `@odata.nextLink` only on the Graph host we talk to.
-fn next_link(inner: &Inner, body: &Value) -> Result<Option<String>, CallError> {
-    match body["@odata.nextLink"].as_str() {
-        None => Ok(None),
-        Some(l) if l.starts_with(&format!("{}/", inner.cfg.graph_url)) => Ok(Some(l.to_string())),
-        Some(l) => Err(CallError {
-            kind: ErrorKind::Other,
-            status: None,
-            code: "BadNextLink".into(),
-            message: format!("Graph sent a next-page link to another host ({l}); not followed"),
-            request_id: None,
-        }),
-    }
 }
 
 /// Whether `s` is an object id (GUID).

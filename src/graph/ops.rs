@@ -126,7 +126,7 @@ pub(super) async fn count_users(inner: &Arc<Inner>) -> Result<u64, CallError> {
 }
 
 /// Follows `@odata.nextLink` only on the Graph host we talk to.
-fn next_link(inner: &Inner, body: &Value) -> Result<Option<String>, CallError> {
+pub(super) fn next_link(inner: &Inner, body: &Value) -> Result<Option<String>, CallError> {
     match body["@odata.nextLink"].as_str() {
         None => Ok(None),
         Some(l) if l.starts_with(&format!("{}/", inner.cfg.graph_url)) => Ok(Some(l.to_string())),
