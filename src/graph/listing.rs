@@ -391,10 +391,21 @@ impl Graph {
                 Err(e) => return Err(e),
             }
         }
-        let mut path = format!(
+        let path = format!(
             "/groups?$filter={}&$select=id,displayName&$top={PAGE_SIZE}",
             q(&format!("displayName eq {}", odata_string(key)))
         );
+        Ok(self
+            .all_pages(path)
+            .await?
+            .iter()
+            .filter_map(group)
+            .collect())
+    }
+
+    /// Every item of a plain list (`value` of each page, `@odata.nextLink` followed on our
+    /// Graph host only).
+    async fn all_pages(&self, mut path: String) -> Result<Vec<Value>, CallError> {
         let mut out = Vec::new();
         loop {
             let r = self
@@ -406,7 +417,7 @@ impl Graph {
                     Mode::RUN,
                 )
                 .await?;
-            out.extend(values(&r.body).iter().filter_map(group));
+            out.extend(values(&r.body).iter().cloned());
             match next_link(&self.inner, &r.body)? {
                 Some(l) => path = l,
                 None => return Ok(out),
@@ -419,35 +430,20 @@ impl Graph {
     pub async fn other_members(&self, group_id: &str) -> Result<Vec<OtherMember>, CallError> {
         let mut out = Vec::new();
         for kind in ["group", "device", "servicePrincipal", "orgContact"] {
-            let mut path = format!(
+            let path = format!(
                 "/groups/{}/transitiveMembers/microsoft.graph.{kind}?$select=id,displayName&$top={PAGE_SIZE}",
                 q(group_id)
             );
-            loop {
-                let r = self
-                    .inner
-                    .call(
-                        "v1.0",
-                        &Req::get(path, Cost::get_list(true)),
-                        false,
-                        Mode::RUN,
-                    )
-                    .await?;
-                out.extend(values(&r.body).iter().map(|v| {
-                    OtherMember {
-                        kind: kind.to_string(),
-                        display_name: v["displayName"]
-                            .as_str()
-                            .or_else(|| v["id"].as_str())
-                            .unwrap_or_default()
-                            .to_string(),
-                    }
-                }));
-                match next_link(&self.inner, &r.body)? {
-                    Some(l) => path = l,
-                    None => break,
+            out.extend(self.all_pages(path).await?.iter().map(|v| {
+                OtherMember {
+                    kind: kind.to_string(),
+                    display_name: v["displayName"]
+                        .as_str()
+                        .or_else(|| v["id"].as_str())
+                        .unwrap_or_default()
+                        .to_string(),
                 }
-            }
+            }));
         }
         Ok(out)
     }
