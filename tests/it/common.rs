@@ -251,6 +251,15 @@ impl TestContext {
             .expect("the binary starts")
     }
 
+    /// Graph requests the simulator logged whose URL contains `part`.
+    pub(crate) fn logged(&self, part: &str) -> usize {
+        self.handle
+            .request_log()
+            .iter()
+            .filter(|e| e.url.contains(part))
+            .count()
+    }
+
     /// The result CSV `name` in the folder, as rows.
     pub(crate) fn rows(&self, name: &str) -> Rows {
         read_csv(&self.path(name))

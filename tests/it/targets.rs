@@ -9,14 +9,6 @@ use serde_json::Value;
 
 use crate::common::TestContext;
 
-fn logged(ctx: &TestContext, part: &str) -> usize {
-    ctx.handle
-        .request_log()
-        .iter()
-        .filter(|e| e.url.contains(part))
-        .count()
-}
-
 #[test]
 fn dry_run_of_a_group_lists_its_users_nested_groups_followed() {
     let ctx = TestContext::sample();
@@ -58,7 +50,7 @@ fn dry_run_of_a_group_lists_its_users_nested_groups_followed() {
         ("enabled", "no-change")
     );
     // The states came with the member list: no per-user read.
-    assert_eq!(logged(&ctx, "/authentication/requirements"), 0);
+    assert_eq!(ctx.logged("/authentication/requirements"), 0);
     let rec: Value = serde_json::from_str(&ctx.read("plan.csv.run.json")).unwrap();
     assert_eq!(rec["input_file"], "group \"MFA rollout wave 1\"");
     assert_eq!(rec["graph"]["reads"]["from_list"], 6);
@@ -224,7 +216,7 @@ fn dry_run_reads_state_before_from_the_user_list_when_that_is_cheaper() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["summary"]["reads"]["from_list"], 300);
     assert_eq!(v["summary"]["reads"]["per_user"], 0);
-    assert_eq!(logged(&ctx, "/authentication/requirements"), 0);
+    assert_eq!(ctx.logged("/authentication/requirements"), 0);
     // The count, two pages of users: three requests for 300 users.
     assert_eq!(ctx.counters().requests, 3);
     // Every state is the tenant's.
@@ -242,7 +234,7 @@ fn dry_run_reads_state_before_from_the_user_list_when_that_is_cheaper() {
         .args(["-o", "plan2.csv", "--per-user-reads"])
         .assert()
         .code(0);
-    assert_eq!(logged(&ctx, "/authentication/requirements"), 300);
+    assert_eq!(ctx.logged("/authentication/requirements"), 300);
 }
 
 #[test]
@@ -263,7 +255,7 @@ fn a_list_answer_without_the_state_means_per_user_reads_said_in_summary_and_reco
         text.contains("did not answer perUserMfaState for 300 users"),
         "{text}"
     );
-    assert_eq!(logged(&ctx, "/authentication/requirements"), 300);
+    assert_eq!(ctx.logged("/authentication/requirements"), 300);
     let rec: Value = serde_json::from_str(&ctx.read("plan.csv.run.json")).unwrap();
     assert_eq!(rec["graph"]["reads"]["list_lacked"], 300);
     assert!(ctx

@@ -29,15 +29,6 @@ fn by_upn(rows: &[HashMap<String, String>]) -> HashMap<String, HashMap<String, S
         .collect()
 }
 
-/// Graph requests the simulator logged whose URL contains `part`.
-fn logged(ctx: &TestContext, part: &str) -> usize {
-    ctx.handle
-        .request_log()
-        .iter()
-        .filter(|e| e.url.contains(part))
-        .count()
-}
-
 #[test]
 fn report_lists_every_user_with_state_and_registration_from_two_lists() {
     let ctx = TestContext::sample();
@@ -86,9 +77,9 @@ fn report_lists_every_user_with_state_and_registration_from_two_lists() {
         .collect();
     assert_eq!(fix, TO_FIX);
     // List speed: one page of users (state included), one page of the report, no per-user read.
-    assert_eq!(logged(&ctx, "/users?"), 1);
-    assert_eq!(logged(&ctx, "userRegistrationDetails"), 1);
-    assert_eq!(logged(&ctx, "/authentication/"), 0);
+    assert_eq!(ctx.logged("/users?"), 1);
+    assert_eq!(ctx.logged("userRegistrationDetails"), 1);
+    assert_eq!(ctx.logged("/authentication/"), 0);
     // The run record says how it read.
     let rec: Value = serde_json::from_str(&ctx.read("report.csv.run.json")).unwrap();
     assert_eq!(rec["command"], "report");
@@ -186,7 +177,7 @@ fn a_list_without_per_user_mfa_state_falls_back_to_the_per_user_get_and_says_so(
         u["agot.sorensen@northwind.example"]["per_user_mfa_state"],
         "enabled"
     );
-    assert_eq!(logged(&ctx, "/authentication/requirements"), 17);
+    assert_eq!(ctx.logged("/authentication/requirements"), 17);
     let rec: Value = serde_json::from_str(&ctx.read("r.csv.run.json")).unwrap();
     assert_eq!(rec["graph"]["report"]["read"]["state_per_user"], 17);
 }
@@ -216,7 +207,7 @@ fn without_premium_registration_comes_from_each_users_methods_and_the_summary_sa
     assert_eq!(u["liam.o'connor@northwind.example"]["mfa_registered"], "no");
     // The methods say nothing of roles: blank, not "no".
     assert_eq!(u["priya.raman@northwind.example"]["is_admin"], "");
-    assert_eq!(logged(&ctx, "/authentication/methods"), 17);
+    assert_eq!(ctx.logged("/authentication/methods"), 17);
 }
 
 #[test]
