@@ -200,14 +200,17 @@ pub(super) fn load(source: &Source, stream: bool) -> anyhow::Result<Loaded> {
             (earlier_info(file), earlier_items(file)?, HashSet::new())
         }
     };
-    let sha256 = match (source.file(), source) {
-        (Some(file), _) => report::sha256_file(file)
-            .with_context(|| format!("could not read {}", file.display()))?,
-        (None, Source::Directory { users, .. }) => {
+    // What identifies the run's input for the journal and the lock: the file's bytes, or the
+    // group or filter asked for.
+    let sha256 = match source {
+        Source::Spreadsheet { file, .. } | Source::EarlierResult { file } => {
+            report::sha256_file(file)
+                .with_context(|| format!("could not read {}", file.display()))?
+        }
+        Source::Directory { users, .. } => {
             use sha2::{Digest, Sha256};
             format!("{:x}", Sha256::digest(users.key().as_bytes()))
         }
-        (None, _) => unreachable!("only the directory has no file"),
     };
     Ok(Loaded {
         info,
